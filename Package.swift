@@ -1,0 +1,140 @@
+// swift-tools-version: 6.1
+//
+// Writ — workload identity for AI agents and services.
+// Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
+//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT
+//   2. Writ domain: WritCA
+//   3. processes:  WritCLI, writ (executable)
+import PackageDescription
+
+let package = Package(
+    name: "writ",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "writ", targets: ["writ"]),
+        .library(name: "SPIFFEIdentity", targets: ["SPIFFEIdentity"]),
+        .library(name: "SPIFFEBundle", targets: ["SPIFFEBundle"]),
+        .library(name: "SPIFFEX509", targets: ["SPIFFEX509"]),
+        .library(name: "SPIFFEJWT", targets: ["SPIFFEJWT"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // MARK: 1. Standards
+        .target(name: "SPIFFEIdentity"),
+        .target(
+            name: "SPIFFEBundle",
+            dependencies: [
+                "SPIFFEIdentity",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "SPIFFEX509",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "SPIFFEJWT",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+
+        // MARK: 2. Writ domain
+        .target(
+            name: "WritCA",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+
+        // MARK: 3. Processes
+        .target(
+            name: "WritCLI",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "writ", dependencies: ["WritCLI"]),
+
+        // MARK: Test support (imported by tests and test tools only)
+        .target(
+            name: "WritTestSupport",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "WritCA",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // Drives a disk-backed CA through forced rotations forever; the crash test SIGKILLs it.
+        .executableTarget(name: "writ-test-keyloop", dependencies: ["WritCA", "SPIFFEIdentity"]),
+
+        // MARK: Tests
+        .testTarget(name: "SPIFFEIdentityTests", dependencies: ["SPIFFEIdentity", "WritTestSupport"]),
+        .testTarget(
+            name: "SPIFFEBundleTests",
+            dependencies: ["SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "SPIFFEX509Tests",
+            dependencies: ["SPIFFEX509", "SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "SPIFFEJWTTests",
+            dependencies: ["SPIFFEJWT", "SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "WritCATests",
+            dependencies: ["WritCA", "SPIFFEX509", "SPIFFEJWT", "SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
+        // MARK: Benchmarks (run by scripts/bench; scripts/test only compiles them)
+        .executableTarget(
+            name: "WritBenchmarks",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/WritBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

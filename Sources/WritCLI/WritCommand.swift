@@ -1,0 +1,67 @@
+import ArgumentParser
+
+/// The `writ` command: one binary for the server, the node agent, the gate, the one-machine
+/// development setup and the admin commands.
+public struct WritCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "writ",
+        abstract: "Workload identity for AI agents and services (SPIFFE).",
+        discussion: """
+            Every agent, service and job gets its own short-lived SPIFFE identity after its node \
+            and process are attested.
+
+            Start here:
+              writ dev          run the whole system on this machine (embedded SQLite)
+              writ version      print the version and the standards Writ implements
+
+            Exit codes: 0 ok, 1 failure, 2 negative answer, 3 not found, 4 conflict,
+            5 not authorized, 64 usage error, 69 server unreachable.
+            """,
+        version: WritVersion.string,
+        subcommands: [DevCommand.self, VersionCommand.self]
+    )
+
+    public init() {}
+}
+
+/// The version of this build.
+public enum WritVersion {
+    /// The semantic version of the `writ` binary.
+    public static let string = "0.1.0-dev"
+}
+
+/// `writ version`.
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version",
+        abstract: "Print the version and the standards this build implements."
+    )
+
+    func run() {
+        print("writ \(WritVersion.string)")
+        print("standards: SPIFFE ID, X.509-SVID, JWT-SVID, SPIFFE trust bundle")
+    }
+}
+
+/// `writ dev` — the whole system on one machine. The server and agent land in later issues;
+/// until then it says so plainly and fails.
+struct DevCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run server and agent on this machine and show a workload getting its identity.",
+        discussion: "Not yet available: it needs `writ server` and `writ agent`, which are being built."
+    )
+
+    func run() throws {
+        var stderr = StandardError()
+        print("writ dev is not yet available: it needs the server and the agent, which are not built yet (see README, Status)", to: &stderr)
+        throw ExitCode.failure
+    }
+}
+
+/// Writes human messages to standard error (JSON and data go to standard output).
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleStream.standardError.write(string)
+    }
+}

@@ -1,0 +1,4 @@
+import WritCLI
+
+@main
+extension WritCommand {}

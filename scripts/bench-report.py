@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Reads package-benchmark's JMH export, computes each target ratio from benchmarks measured in
+the same run, prints a table, rewrites docs/performance.md and exits 1 when a target is missed."""
+import datetime
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+
+# name of a Writ benchmark -> (how its baseline throughput is computed, minimum ratio, explanation)
+# Baselines are rates of raw operations measured in the same run; `combine` turns them into the
+# throughput of the raw work the benchmark must do.
+TARGETS = [
+    ("X.509-SVID issue from CSR (verify CSR + sign + re-check)",
+     lambda r: 1.0 / (2.0 / r["Raw P-256 verify"] + 1.0 / r["Raw P-256 sign"]),
+     0.70, "2 raw verifies + 1 raw sign"),
+    ("JWT-SVID validate (distinct token, ES256)",
+     lambda r: r["Raw P-256 verify"], 0.70, "1 raw ES256 verify"),
+]
+
+
+OPERATIONS_PER_SAMPLE = 1000  # Benchmark.defaultConfiguration.scalingFactor (.kilo)
+
+
+def key(name):
+    """package-benchmark rewrites names for the shell; compare letters and digits only."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def load(results_dir):
+    """Median operations per second of each benchmark, from its per-sample wall clock."""
+    rates = {}
+    for path in glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True):
+        with open(path) as handle:
+            data = json.load(handle)
+        for element in data if isinstance(data, list) else [data]:
+            name = element.get("benchmark", "").split(".")[-1].replace("_", " ")
+            wall = element.get("secondaryMetrics", {}).get("Time (wall clock)", {})
+            p50_us = wall.get("scorePercentiles", {}).get("50.0")  # microseconds per sample
+            if name and p50_us:
+                rates[name] = OPERATIONS_PER_SAMPLE * 1_000_000 / float(p50_us)
+    return rates
+
+
+def machine():
+    cpu = "unknown cpu"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def main():
+    results_dir, doc = sys.argv[1], sys.argv[2]
+    rates = load(results_dir)
+    by_key = {key(name): value for name, value in rates.items()}
+
+    class Rates(dict):
+        def __missing__(self, name):
+            if key(name) in by_key:
+                return by_key[key(name)]
+            raise KeyError(name)
+    lookup = Rates()
+    if not rates:
+        print(f"bench: no results found in {results_dir}", file=sys.stderr)
+        return 1
+    lines = ["| benchmark | median ops/s |", "|---|---:|"]
+    for name in sorted(rates):
+        lines.append(f"| {name} | {rates[name]:,.0f} |")
+    judged = ["| target | measured ops/s | baseline ops/s (same run) | ratio | goal | result |",
+              "|---|---:|---:|---:|---:|---|"]
+    missed = 0
+    for name, combine, goal, what in TARGETS:
+        if key(name) not in by_key:
+            continue
+        measured = by_key[key(name)]
+        try:
+            base = combine(lookup)
+        except KeyError as missing:
+            print(f"bench: baseline {missing} missing for `{name}`", file=sys.stderr)
+            missed += 1
+            continue
+        ratio = measured / base
+        ok = ratio >= goal
+        missed += 0 if ok else 1
+        judged.append(f"| {name} | {measured:,.0f} | {base:,.0f} ({what}) | {ratio:.2f} | ≥ {goal:.2f} | {'met' if ok else 'MISSED'} |")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    body = "\n".join([
+        "# Performance",
+        "",
+        "Written by `scripts/bench`; do not edit by hand. Every ratio compares two benchmarks of the",
+        "same run (release build, package-benchmark; median wall clock of samples of 1,000 operations).",
+        "",
+        f"- date: {stamp}",
+        f"- commit: {commit}",
+        f"- machine: {machine()}",
+        "",
+        "## Targets",
+        "",
+        *judged,
+        "",
+        "## All benchmarks",
+        "",
+        *lines,
+        "",
+    ])
+    with open(doc, "w") as handle:
+        handle.write(body)
+    print(body)
+    if missed:
+        print(f"bench: {missed} target(s) missed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
