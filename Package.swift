@@ -100,7 +100,9 @@ let package = Package(
             name: "SPIFFEBundleTests",
             dependencies: ["SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
                            .product(name: "X509", package: "swift-certificates"),
-                           .product(name: "Crypto", package: "swift-crypto")]
+                           .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SPIFFEX509Tests",
@@ -113,6 +115,7 @@ let package = Package(
         .testTarget(
             name: "SPIFFEJWTTests",
             dependencies: ["SPIFFEJWT", "SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "X509", package: "swift-certificates"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "_CryptoExtras", package: "swift-crypto")]
         ),

@@ -1,0 +1,186 @@
+import Crypto
+import Foundation
+import SPIFFEBundle
+import SPIFFEIdentity
+import SwiftASN1
+import Testing
+import X509
+@testable import SPIFFEX509
+
+/// X509-SVID.md §5: good chains verify for every key type; each bad chain is refused with the
+/// rule it breaks.
+@Suite struct X509SVIDVerifierTests {
+    @Test(arguments: TestKeyType.allCases)
+    func goodChainVerifies(_ keyType: TestKeyType) async throws {
+        let t = try await TestChain.make(keyType: keyType)
+        let result = await X509SVIDVerifier(bundle: t.bundle).verify(chain: t.chain, at: t.now)
+        #expect(result == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
+        // The same through DER.
+        let der = await X509SVIDVerifier(bundle: t.bundle).verify(chainDER: t.chain.map(TestChain.der), at: t.now)
+        #expect(der.spiffeID?.path == "/workload")
+    }
+
+    @Test func leafProfile() async throws {
+        let t = try await TestChain.make()
+        let leaf = t.leaf
+        #expect(leaf.version == .v3)
+        #expect(!leaf.subject.isEmpty)
+        let bc = try #require(try leaf.extensions.basicConstraints)
+        #expect(bc == .notCertificateAuthority)
+        let bcExt = try #require(leaf.extensions[oid: .X509ExtensionID.basicConstraints])
+        #expect(bcExt.critical)
+        let ku = try #require(try leaf.extensions.keyUsage)
+        #expect(ku.digitalSignature && !ku.keyCertSign && !ku.cRLSign && !ku.keyEncipherment)
+        #expect(try #require(leaf.extensions[oid: .X509ExtensionID.keyUsage]).critical)
+        let eku = try #require(try leaf.extensions.extendedKeyUsage)
+        #expect(Array(eku) == [.serverAuth, .clientAuth])
+        #expect(try leaf.extensions.subjectKeyIdentifier != nil)
+        #expect(try leaf.extensions.authorityKeyIdentifier?.keyIdentifier == (try t.intermediate.extensions.subjectKeyIdentifier?.keyIdentifier))
+        let san = try #require(leaf.extensions[oid: .X509ExtensionID.subjectAlternativeName])
+        #expect(!san.critical)
+        let names = Array(try #require(try leaf.extensions.subjectAlternativeNames))
+        #expect(names == [.uniformResourceIdentifier("spiffe://example.org/workload"), .dnsName("api.example.org")])
+        // 128-bit random serial.
+        #expect(leaf.serialNumber.bytes.count == 16)
+        #expect(leaf.serialNumber.bytes.first! & 0x80 == 0)
+        // CA profiles.
+        #expect(try t.intermediate.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 0))
+        #expect(try t.root.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: nil))
+        for ca in [t.root, t.intermediate] {
+            let caUsage = try #require(try ca.extensions.keyUsage)
+            #expect(caUsage.keyCertSign && caUsage.cRLSign)
+            #expect(try #require(ca.extensions[oid: .X509ExtensionID.keyUsage]).critical)
+            #expect(try #require(ca.extensions[oid: .X509ExtensionID.basicConstraints]).critical)
+            #expect(Array(try #require(try ca.extensions.subjectAlternativeNames)) == [.uniformResourceIdentifier("spiffe://example.org")])
+            #expect(try ca.extensions.subjectKeyIdentifier != nil)
+        }
+    }
+
+    @Test func rsaLeafGetsKeyEncipherment() async throws {
+        let t = try await TestChain.make(keyType: .rsa2048)
+        let ku = try #require(try t.leaf.extensions.keyUsage)
+        #expect(ku.digitalSignature && ku.keyEncipherment)
+    }
+
+    @Test func leafNeverOutlivesItsIssuer() async throws {
+        let t = try await TestChain.make()
+        let late = try await X509SVIDProfile.leaf(
+            id: try SPIFFEID(parsing: "spiffe://example.org/w"), publicKey: t.leafKey.publicKey,
+            notBefore: t.now, notAfter: t.now + 86400 * 365, issuer: t.intermediate, issuerKey: t.intermediateKey)
+        #expect(late.notValidAfter == t.intermediate.notValidAfter)
+    }
+
+    @Test func rootIDCannotBeIssued() async throws {
+        let t = try await TestChain.make()
+        await #expect(throws: X509SVIDError.self) {
+            _ = try await X509SVIDProfile.leaf(id: t.trustDomain.id, publicKey: t.leafKey.publicKey,
+                                               notBefore: t.now, notAfter: t.now + 60, issuer: t.intermediate, issuerKey: t.intermediateKey)
+        }
+    }
+
+    @Test(arguments: ["ok.example", "*.example.org", "a-b.c", "x"])
+    func acceptsDNSNames(_ name: String) throws { try DNSName.check(name) }
+
+    @Test(arguments: ["", "-a.b", "a-.b", "a..b", "a_b.c", "*.", "a.*.b", String(repeating: "a", count: 64) + ".b", "a b"])
+    func refusesDNSNames(_ name: String) {
+        #expect(throws: X509SVIDError.self) { try DNSName.check(name) }
+    }
+
+    // MARK: the bad chains
+
+    struct BadChain: Sendable, CustomTestStringConvertible {
+        let name: String
+        let rule: X509SVIDVerificationFailure.Rule
+        let build: @Sendable (TestChain) async throws -> (chain: [Certificate], bundle: TrustBundle)
+        var testDescription: String { name }
+    }
+
+    static let badChains: [BadChain] = [
+        BadChain(name: "fail/leaf CA=true", rule: .leafIsCA) { t in
+            ([try t.leafVariant(isCA: true), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/leaf keyCertSign", rule: .leafHasKeyCertSign) { t in
+            ([try t.leafVariant(usage: KeyUsage(digitalSignature: true, keyCertSign: true)), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/leaf cRLSign", rule: .leafHasCRLSign) { t in
+            ([try t.leafVariant(usage: KeyUsage(digitalSignature: true, cRLSign: true)), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/no digitalSignature", rule: .leafWithoutDigitalSignature) { t in
+            ([try t.leafVariant(usage: KeyUsage(keyEncipherment: true)), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/two URI SANs", rule: .leafWithSeveralURISANs) { t in
+            ([try t.leafVariant(uris: ["spiffe://example.org/a", "spiffe://example.org/b"]), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/no URI SAN", rule: .leafWithoutURISAN) { t in
+            ([try t.leafVariant(uris: []), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/root-path ID", rule: .leafIDIsTrustDomainRoot) { t in
+            ([try t.leafVariant(uris: ["spiffe://example.org"]), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/non-spiffe URI", rule: .leafURINotSPIFFEID) { t in
+            ([try t.leafVariant(uris: ["https://example.org/workload"]), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/expired", rule: .expired) { t in
+            ([try t.leafVariant(notBefore: t.now - 7200, notAfter: t.now - 3600), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/not yet valid", rule: .notYetValid) { t in
+            ([try t.leafVariant(notBefore: t.now + 3600, notAfter: t.now + 7200), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/signed by a key absent from the bundle", rule: .untrustedChain) { t in
+            let other = try await TestChain.make()
+            return (other.chain, t.bundle)
+        },
+        BadChain(name: "fail/intermediate not a CA", rule: .signingCertificateNotCA) { t in
+            let fake = try t.custom(subject: "not a ca", publicKey: t.intermediateKey.publicKey, issuer: t.root, issuerKey: t.rootKey,
+                                    notBefore: t.now - 60, notAfter: t.now + 3600, extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
+                SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://example.org")])
+            })
+            return ([try t.leafVariant(issuer: fake, issuerKey: t.intermediateKey), fake], t.bundle)
+        },
+        BadChain(name: "fail/intermediate without keyCertSign", rule: .signingCertificateWithoutKeyCertSign) { t in
+            let fake = try t.custom(subject: "no certsign", publicKey: t.intermediateKey.publicKey, issuer: t.root, issuerKey: t.rootKey,
+                                    notBefore: t.now - 60, notAfter: t.now + 3600, extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(cRLSign: true))
+                SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://example.org")])
+            })
+            return ([try t.leafVariant(issuer: fake, issuerKey: t.intermediateKey), fake], t.bundle)
+        },
+        BadChain(name: "fail/bundle of another trust domain", rule: .trustDomainMismatch) { t in
+            let other = try await TestChain.make(trustDomain: "other.org", id: "spiffe://other.org/w")
+            return (t.chain, other.bundle)
+        },
+        BadChain(name: "fail/unknown critical extension", rule: .unknownCriticalExtension) { t in
+            let unknown = Certificate.Extension(oid: [1, 3, 6, 1, 4, 1, 55555, 1], critical: true, value: [0x05, 0x00])
+            return ([try t.leafVariant(extra: [unknown]), t.intermediate], t.bundle)
+        },
+        BadChain(name: "fail/empty chain", rule: .emptyChain) { t in ([], t.bundle) },
+        BadChain(name: "fail/intermediate expired", rule: .expired) { t in
+            let old = try await X509SVIDProfile.intermediateCA(trustDomain: t.trustDomain, publicKey: t.intermediateKey.publicKey,
+                                                               notBefore: t.now - 7200, notAfter: t.now - 1, issuer: t.root, issuerKey: t.rootKey)
+            return ([try t.leafVariant(notBefore: t.now - 7000, notAfter: t.now - 2, issuer: old, issuerKey: t.intermediateKey), old], t.bundle)
+        },
+        BadChain(name: "fail/leaf swapped onto a foreign intermediate", rule: .untrustedChain) { t in
+            let other = try await TestChain.make()
+            return ([t.leaf, other.intermediate], t.bundle)
+        },
+    ]
+
+    @Test(arguments: badChains)
+    func refusesBadChain(_ bad: BadChain) async throws {
+        let t = try await TestChain.make()
+        let (chain, bundle) = try await bad.build(t)
+        let result = await X509SVIDVerifier(bundle: bundle).verify(chain: chain, at: t.now)
+        let failure = try #require(result.failure, "\(bad.name) was accepted")
+        #expect(failure.rule == bad.rule, "\(bad.name): \(failure.message)")
+        #expect(!failure.message.isEmpty)
+    }
+
+    @Test func garbageDERIsMalformed() async throws {
+        let t = try await TestChain.make()
+        let result = await X509SVIDVerifier(bundle: t.bundle).verify(chainDER: [[0x30, 0x03, 0x01, 0x01, 0xFF]], at: t.now)
+        #expect(result.failure?.rule == .malformedCertificate)
+    }
+}
