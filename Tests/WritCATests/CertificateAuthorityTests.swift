@@ -1,0 +1,301 @@
+import Crypto
+import Foundation
+import SPIFFEBundle
+import SPIFFEIdentity
+import SPIFFEJWT
+import SPIFFEX509
+import SwiftASN1
+import Testing
+import WritTestSupport
+import X509
+@testable import WritCA
+
+/// Scaled-down lifetimes that keep every 6× rule: leaf 10 min, JWT-SVID 5 min, agent SVID
+/// 10 min, intermediate and JWT key 1 h, root 6 h.
+let fastConfiguration = CAConfiguration(rootLifetime: .seconds(6 * 3600), intermediateLifetime: .seconds(3600),
+                                        jwtKeyLifetime: .seconds(3600), agentSVIDLifetime: .seconds(600),
+                                        x509SVIDLifetime: .seconds(600), jwtSVIDLifetime: .seconds(300))
+
+func makeCA(clock: ManualClock, configuration: CAConfiguration = fastConfiguration, keys: (any KeyManager)? = nil,
+            store: (any CAStateStore)? = nil, upstream: UpstreamCA? = nil) async throws -> CertificateAuthority {
+    try await CertificateAuthority(trustDomain: try TrustDomain(parsing: "example.org"), configuration: configuration,
+                                   keyManager: keys ?? MemoryKeyManager(), store: store ?? MemoryCAStateStore(),
+                                   upstream: upstream, now: clock.now)
+}
+
+func csr(for key: P256.Signing.PrivateKey) throws -> [UInt8] {
+    let request = try CertificateSigningRequest(version: .v1, subject: try DistinguishedName { CommonName("w") },
+                                                privateKey: .init(key), attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
+    var serializer = DER.Serializer()
+    try serializer.serialize(request)
+    return serializer.serializedBytes
+}
+
+@Suite struct CAConfigurationTests {
+    @Test func defaultsAreValid() throws {
+        try CAConfiguration().validate()
+        #expect(CAConfiguration().x509SVIDLifetime == .seconds(600))
+        #expect(CAConfiguration().jwtSVIDLifetime == .seconds(300))
+        #expect(CAConfiguration().agentSVIDLifetime == .seconds(3600))
+        #expect(CAConfiguration().rootLifetime == .seconds(365 * 86400))
+    }
+
+    @Test func intermediateShorterThanSixSVIDsIsRefused() {
+        var c = CAConfiguration()
+        c.intermediateLifetime = .seconds(5 * 3600)  // agent SVID is 1 h
+        do { try c.validate(); Issue.record("accepted") } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains("intermediate_lifetime"))
+        }
+    }
+
+    @Test func jwtKeyShorterThanSixSVIDsIsRefused() {
+        var c = CAConfiguration()
+        c.jwtKeyLifetime = .seconds(3600)
+        do { try c.validate(); Issue.record("accepted") } catch {
+            #expect(error.message.contains("jwt_key_lifetime"))
+        }
+    }
+
+    @Test func rootShorterThanSixIntermediatesIsRefused() {
+        var c = CAConfiguration()
+        c.rootLifetime = .seconds(5 * 86400)
+        do { try c.validate(); Issue.record("accepted") } catch {
+            #expect(error.message.contains("root_lifetime"))
+        }
+    }
+}
+
+@Suite struct AuthorityRotationTests {
+    let start = Date(timeIntervalSince1970: 1_000_000)
+
+    func slot(_ status: AuthorityStatus, kind: AuthorityKind = .jwt, id: String = "a", latest: Date? = nil) -> AuthoritySlot {
+        AuthoritySlot(id: id, kind: kind, status: status, notBefore: start, notAfter: start + 600, latestIssuedExpiry: latest)
+    }
+
+    @Test func schedule() {
+        let machine = AuthorityRotation()
+        let active = slot(.active)
+        let others = [AuthoritySlot(id: "r", kind: .root, status: .active, notBefore: start, notAfter: start + 100_000),
+                      AuthoritySlot(id: "i", kind: .intermediate, status: .active, notBefore: start, notAfter: start + 100_000)]
+        #expect(machine.actions(for: others + [active], now: start + 299).isEmpty)
+        #expect(machine.actions(for: others + [active], now: start + 300) == [.prepare(.jwt)])
+        let prepared = slot(.prepared, id: "b")
+        #expect(machine.actions(for: others + [active, prepared], now: start + 499).isEmpty)
+        #expect(machine.actions(for: others + [active, prepared], now: start + 500) == [.activate(id: "b")])
+        let old = slot(.old, latest: start + 700)
+        let fresh = AuthoritySlot(id: "b", kind: .jwt, status: .active, notBefore: start + 500, notAfter: start + 1100)
+        #expect(machine.actions(for: others + [old, fresh], now: start + 700).isEmpty)  // its last credential is valid until then
+        #expect(machine.actions(for: others + [old, fresh], now: start + 701) == [.remove(id: "a")])
+        #expect(machine.actions(for: [], now: start).first == .prepare(.root))
+    }
+}
+
+@Suite struct CertificateAuthorityTests {
+    @Test func issuesVerifiableCredentials() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let id = try SPIFFEID(parsing: "spiffe://example.org/agent")
+        let key = P256.Signing.PrivateKey()
+        let svid = try await ca.issueX509SVID(csrDER: try csr(for: key), id: id, dnsNames: ["agent.example.org"])
+        #expect(svid.chain.count == 2)
+        #expect(svid.leaf.notValidBefore == clock.date.addingTimeInterval(-10))
+        #expect(svid.leaf.notValidAfter == clock.date.addingTimeInterval(600))
+        let bundle = await ca.bundle()
+        #expect(await X509SVIDVerifier(bundle: bundle).verify(chainDER: svid.chainDER, at: clock.date) == .valid(id))
+        let jwt = try await ca.mintJWTSVID(id: id, audience: ["api"])
+        #expect(jwt.claims.expiresAt - jwt.claims.issuedAt == 300)
+        #expect(await JWTSVIDValidator(bundle: bundle).validate(jwt.token, audience: "api", now: clock.date).svid?.claims.subject == id)
+        // Requests outside the trust domain or for its root are refused.
+        await #expect(throws: CAError.self) { try await ca.mintJWTSVID(id: try SPIFFEID(parsing: "spiffe://other.org/x"), audience: ["a"]) }
+        await #expect(throws: CAError.self) { try await ca.issueX509SVID(csrDER: try csr(for: key), id: try SPIFFEID(parsing: "spiffe://example.org")) }
+        await #expect(throws: CAError.self) { try await ca.issueX509SVID(csrDER: [0x30, 0x00], id: id) }
+    }
+
+    @Test func injectedBuilderFaultFailsIssuance() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        await ca.setLeafBuilderForTesting { id, publicKey, _, notBefore, notAfter, issuer, issuerKey in
+            // A builder bug: the leaf comes out as a CA.
+            try await Certificate(
+                version: .v3, serialNumber: X509SVIDProfile.randomSerialNumber(), publicKey: publicKey,
+                notValidBefore: notBefore, notValidAfter: notAfter, issuer: issuer.subject,
+                subject: try DistinguishedName { OrganizationName("Writ") }, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                    Critical(KeyUsage(digitalSignature: true))
+                    SubjectAlternativeNames([.uniformResourceIdentifier(id.uri)])
+                },
+                issuerAsyncPrivateKey: issuerKey)
+        }
+        do {
+            _ = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
+            Issue.record("a CA=true leaf was handed out")
+        } catch let error as CAError {
+            #expect(error.code == .recheckFailed)
+            #expect(error.message.contains("leaf_is_ca"))
+        }
+    }
+
+    @Test func injectedWrongIdentityFailsIssuance() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        await ca.setLeafBuilderForTesting { _, publicKey, dns, notBefore, notAfter, issuer, issuerKey in
+            try await X509SVIDProfile.leaf(id: try SPIFFEID(parsing: "spiffe://example.org/someone-else"), publicKey: publicKey, dnsNames: dns,
+                                           notBefore: notBefore, notAfter: notAfter, issuer: issuer, issuerKey: issuerKey)
+        }
+        await #expect(throws: CAError.self) {
+            try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
+        }
+    }
+
+    @Test func jwtExpiryNeverPassesTheKeysEndOfLife() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let jwtSlot = try #require(await ca.authorities().first { $0.kind == .jwt && $0.status == .active })
+        let jwt = try await ca.mintJWTSVID(id: try SPIFFEID(parsing: "spiffe://example.org/w"), audience: ["a"], ttl: .seconds(7200))
+        #expect(TimeInterval(jwt.claims.expiresAt) <= jwtSlot.notAfter.timeIntervalSince1970)
+    }
+
+    /// Two full rotations of root, intermediate and JWT key, in steps of a tenth of the leaf
+    /// lifetime: at every step every unexpired credential issued so far validates against the
+    /// bundle of that moment, and no authority leaves the bundle early.
+    @Test func twoFullRotations() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let step: TimeInterval = 60  // leaf lifetime 600 s / 10
+        let id = try SPIFFEID(parsing: "spiffe://example.org/rotating")
+        var x509: [IssuedX509SVID] = []
+        var jwts: [JWTSVID] = []
+        var rootsSeen = Set<String>(), intermediatesSeen = Set<String>(), jwtKeysSeen = Set<String>()
+        var removals = 0
+        let end = clock.date.addingTimeInterval(2 * 6 * 3600 + 2 * 3600)  // two root lives and then some
+        var steps = 0
+        while clock.date < end {
+            clock.advance(by: step)
+            steps += 1
+            let actions = try await ca.rotate()
+            removals += actions.filter { if case .remove = $0 { return true } else { return false } }.count
+            for slot in await ca.authorities() where slot.status == .active {
+                switch slot.kind {
+                case .root: rootsSeen.insert(slot.id)
+                case .intermediate: intermediatesSeen.insert(slot.id)
+                case .jwt: jwtKeysSeen.insert(slot.id)
+                }
+            }
+            x509.append(try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey(compactRepresentable: false).publicKey), id: id))
+            jwts.append(try await ca.mintJWTSVID(id: id, audience: ["api"]))
+            let bundle = await ca.bundle()
+            let now = clock.date
+            x509.removeAll { $0.leaf.notValidAfter < now }
+            jwts.removeAll { TimeInterval($0.claims.expiresAt) < now.timeIntervalSince1970 }
+            let verifier = X509SVIDVerifier(bundle: bundle)
+            for svid in x509 {
+                let result = await verifier.verify(chainDER: svid.chainDER, at: now)
+                #expect(result == .valid(id), "step \(steps): an unexpired X.509-SVID stopped validating: \(String(describing: result.failure))")
+            }
+            let validator = await JWTSVIDValidator(bundle: bundle, leeway: .zero)
+            for jwt in jwts {
+                let result = await validator.validate(jwt.token, audience: "api", now: now)
+                #expect(result.svid != nil, "step \(steps): an unexpired JWT-SVID stopped validating: \(String(describing: result.error))")
+            }
+        }
+        // Two full rotations of each kind happened, and old authorities did leave the bundle.
+        #expect(rootsSeen.count >= 3, "roots: \(rootsSeen.count)")
+        #expect(intermediatesSeen.count >= 3 && jwtKeysSeen.count >= 3)
+        #expect(removals > 0)
+        let bundle = await ca.bundle()
+        #expect(bundle.x509Authorities.count <= 2 && bundle.jwtAuthorities.count <= 3)
+    }
+
+    @Test func bundleSequenceIncreasesOnEveryChange() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let first = await ca.bundle()
+        try await ca.prepare(.jwt)
+        let second = await ca.bundle()
+        #expect(second.sequenceNumber! > first.sequenceNumber!)
+        #expect(second.jwtAuthorities.count == first.jwtAuthorities.count + 1)
+        try await ca.activate(.jwt)
+        #expect(await ca.bundle().jwtAuthorities.count == 2)  // the old key stays published
+    }
+
+    @Test func taintReplacesAndRevokeUnpublishes() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let id = try SPIFFEID(parsing: "spiffe://example.org/w")
+        let before = try await ca.mintJWTSVID(id: id, audience: ["a"])
+        let tainted = try #require(await ca.authorities().first { $0.kind == .jwt && $0.status == .active })
+        try await ca.taint(id: tainted.id)
+        let after = try await ca.mintJWTSVID(id: id, audience: ["a"])
+        #expect(after.keyID != before.keyID)
+        // Still published until revoked: the earlier token keeps validating.
+        #expect(await JWTSVIDValidator(bundle: ca.bundle()).validate(before.token, audience: "a", now: clock.date).svid != nil)
+        try await ca.revoke(id: tainted.id)
+        #expect(await JWTSVIDValidator(bundle: ca.bundle()).validate(before.token, audience: "a", now: clock.date).error?.code == .unknownKeyID)
+        // Only tainted authorities can be revoked.
+        let active = try #require(await ca.authorities().first { $0.kind == .jwt && $0.status == .active })
+        await #expect(throws: CAError.self) { try await ca.revoke(id: active.id) }
+    }
+
+    @Test func taintedRootReplacesTheIntermediateToo() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let root = try #require(await ca.authorities().first { $0.kind == .root && $0.status == .active })
+        try await ca.taint(id: root.id)
+        try await ca.revoke(id: root.id)
+        let svid = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
+        #expect(await X509SVIDVerifier(bundle: ca.bundle()).verify(chainDER: svid.chainDER, at: clock.date).spiffeID != nil)
+    }
+
+    @Test func upstreamCASignsTheIntermediate() async throws {
+        let clock = ManualClock()
+        let keys = MemoryKeyManager()
+        let upstreamKey = P256.Signing.PrivateKey()
+        let upstreamRoot = try await X509SVIDProfile.rootCA(trustDomain: try TrustDomain(parsing: "example.org"), key: .init(upstreamKey),
+                                                            notBefore: clock.date - 60, notAfter: clock.date + 365 * 86400)
+        _ = try await keys.importKey(id: "upstream", pkcs8DER: [UInt8](upstreamKey.derRepresentation))
+        let ca = try await makeCA(clock: clock, keys: keys, upstream: UpstreamCA(chain: [upstreamRoot], keyID: "upstream"))
+        let bundle = await ca.bundle()
+        #expect(bundle.x509Authorities == [upstreamRoot])
+        let svid = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
+        #expect(svid.chain[1].issuer == upstreamRoot.subject)
+        #expect(await X509SVIDVerifier(bundle: bundle).verify(chainDER: svid.chainDER, at: clock.date).spiffeID != nil)
+    }
+
+    @Test func stateSurvivesARestart() async throws {
+        let clock = ManualClock()
+        let dir = try TemporaryDirectory(prefix: "writ-ca")
+        let store = FileCAStateStore(path: dir.path + "/state.json")
+        let ca = try await makeCA(clock: clock, keys: try DiskKeyManager(directory: dir.path + "/keys"), store: store)
+        let bundle = await ca.bundle()
+        let reopened = try await makeCA(clock: clock, keys: try DiskKeyManager(directory: dir.path + "/keys"), store: store)
+        #expect(await reopened.bundle() == bundle)
+        try await reopened.verifyIntegrity()
+        let svid = try await reopened.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
+        #expect(await X509SVIDVerifier(bundle: bundle).verify(chainDER: svid.chainDER, at: clock.date).spiffeID != nil)
+        // Another trust domain's state is refused.
+        do {
+            _ = try await CertificateAuthority(trustDomain: try TrustDomain(parsing: "other.org"), configuration: fastConfiguration,
+                                               keyManager: try DiskKeyManager(directory: dir.path + "/keys"), store: store, now: clock.now)
+            Issue.record("opened another trust domain's state")
+        } catch let error as CAError {
+            #expect(error.code == .invalidConfiguration)
+        }
+    }
+
+    @Test func missingKeyFileIsACleanError() async throws {
+        let clock = ManualClock()
+        let dir = try TemporaryDirectory(prefix: "writ-ca")
+        let store = FileCAStateStore(path: dir.path + "/state.json")
+        _ = try await makeCA(clock: clock, keys: try DiskKeyManager(directory: dir.path + "/keys"), store: store)
+        let victim = try #require(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/keys").first)
+        try FileManager.default.removeItem(atPath: dir.path + "/keys/" + victim)
+        do {
+            _ = try await makeCA(clock: clock, keys: try DiskKeyManager(directory: dir.path + "/keys"), store: store)
+            Issue.record("loaded a state naming a missing key")
+        } catch let error as CAError {
+            #expect(error.code == .keyNotFound)
+        }
+    }
+}
