@@ -36,7 +36,9 @@ def load(results_dir):
         with open(path) as handle:
             data = json.load(handle)
         for element in data if isinstance(data, list) else [data]:
-            name = element.get("benchmark", "").split(".")[-1].replace("_", " ")
+            name = element.get("benchmark", "")
+            prefix = "package.benchmark.WritBenchmarks."
+            name = (name[len(prefix):] if name.startswith(prefix) else name).replace("_", " ")
             wall = element.get("secondaryMetrics", {}).get("Time (wall clock)", {})
             p50_us = wall.get("scorePercentiles", {}).get("50.0")  # microseconds per sample
             if name and p50_us:

@@ -107,15 +107,15 @@ public struct JWTSVIDValidator: Sendable {
         guard parts.count == 3 else {
             throw JWTSVIDError(.malformed, "token has \(parts.count) dot-separated parts: a compact JWS has exactly 3")
         }
-        guard let headerBytes = Base64URL.decode(String(decoding: parts[0], as: UTF8.self)),
-              let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
-            throw JWTSVIDError(.malformed, "token header is not base64url-encoded JSON object")
+        guard let headerBytes = Base64URL.decode(bytes: parts[0]),
+              let header = try? JSONDecoder().decode(JOSEHeader.self, from: Data(headerBytes)) else {
+            throw JWTSVIDError(.malformed, "token header is not a base64url-encoded JSON object")
         }
-        if header["signatures"] != nil {
+        if header.hasSignatures {
             throw JWTSVIDError(.notCompactSerialization, "token carries several signatures: only one is accepted")
         }
-        guard let algName = header["alg"] as? String else {
-            throw JWTSVIDError(.algorithmNotAllowed, "token header has no `alg`")
+        guard let algName = header.alg else {
+            throw JWTSVIDError(.algorithmNotAllowed, "token header has no `alg` string")
         }
         guard let algorithm = JWTSVIDAlgorithm(rawValue: algName) else {
             let why = algName.lowercased() == "none" ? "unsigned tokens are refused"
@@ -123,15 +123,15 @@ public struct JWTSVIDValidator: Sendable {
                 : "allowed are ES256/384/512, RS256/384/512 and PS256/384/512"
             throw JWTSVIDError(.algorithmNotAllowed, "token algorithm `\(algName)` is not allowed: \(why)")
         }
-        if let typ = header["typ"] {
-            guard let text = typ as? String, text == "JWT" || text == "JOSE" else {
-                throw JWTSVIDError(.invalidType, "token `typ` is `\(typ)`: only `JWT` or `JOSE` are allowed")
-            }
+        switch header.typ {
+        case .absent, .string("JWT"), .string("JOSE"): break
+        case .string(let other): throw JWTSVIDError(.invalidType, "token `typ` is `\(other)`: only `JWT` or `JOSE` are allowed")
+        case .notAString: throw JWTSVIDError(.invalidType, "token `typ` is not a string")
         }
-        if header["crit"] != nil {
+        if header.hasCrit {
             throw JWTSVIDError(.unsupportedCriticalHeader, "token has a `crit` header: no critical extension is supported")
         }
-        guard let kid = header["kid"] as? String, !kid.isEmpty else {
+        guard let kid = header.kid, !kid.isEmpty else {
             throw JWTSVIDError(.missingKeyID, "token header has no `kid`")
         }
         guard let authority = bundle.jwtAuthority(keyID: kid) else {
@@ -194,6 +194,29 @@ public struct JWTSVIDValidator: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+}
+
+/// The JOSE header fields a JWT-SVID validator looks at.
+struct JOSEHeader: Decodable {
+    enum TypeField { case absent, string(String), notAString }
+    var alg: String?
+    var kid: String?
+    var typ: TypeField = .absent
+    var hasCrit = false
+    var hasSignatures = false
+
+    enum CodingKeys: String, CodingKey { case alg, kid, typ, crit, signatures }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        alg = try? c.decodeIfPresent(String.self, forKey: .alg)
+        kid = try? c.decodeIfPresent(String.self, forKey: .kid)
+        if c.contains(.typ) {
+            if let text = try? c.decode(String.self, forKey: .typ) { typ = .string(text) } else { typ = .notAString }
+        }
+        hasCrit = c.contains(.crit)
+        hasSignatures = c.contains(.signatures)
     }
 }
 

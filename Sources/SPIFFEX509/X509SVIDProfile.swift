@@ -71,13 +71,26 @@ public enum X509SVIDProfile {
         }
     }
 
+    /// A self-signed root CA for `trustDomain` certifying `publicKey` (which must be `key`'s
+    /// public key), optionally with the caller's subject (e.g. from an upstream configuration).
+    public static func rootCA(
+        trustDomain: TrustDomain, publicKey: Certificate.PublicKey, notBefore: Date, notAfter: Date,
+        key: Certificate.PrivateKey, subject: DistinguishedName? = nil
+    ) async throws(X509SVIDError) -> Certificate {
+        guard publicKey == key.publicKey else {
+            throw X509SVIDError(.signingFailed, "a self-signed root needs the public key of its signing key")
+        }
+        return try await authority(trustDomain: trustDomain, publicKey: publicKey, notBefore: notBefore, notAfter: notAfter,
+                                   issuer: nil, issuerKey: key, pathLength: nil, role: "root", serialNumber: nil, subject: subject)
+    }
+
     /// A self-signed root CA for `trustDomain`.
     public static func rootCA(
         trustDomain: TrustDomain, key: Certificate.PrivateKey, notBefore: Date, notAfter: Date,
         serialNumber: Certificate.SerialNumber? = nil
     ) async throws(X509SVIDError) -> Certificate {
         try await authority(trustDomain: trustDomain, publicKey: key.publicKey, notBefore: notBefore, notAfter: notAfter,
-                            issuer: nil, issuerKey: key, pathLength: nil, role: "root", serialNumber: serialNumber)
+                            issuer: nil, issuerKey: key, pathLength: nil, role: "root", serialNumber: serialNumber, subject: nil)
     }
 
     /// An intermediate CA (pathLen 0) signed by `issuer`, clamped to the issuer's notAfter.
@@ -87,13 +100,13 @@ public enum X509SVIDProfile {
     ) async throws(X509SVIDError) -> Certificate {
         try await authority(trustDomain: trustDomain, publicKey: publicKey, notBefore: notBefore,
                             notAfter: min(notAfter, issuer.notValidAfter), issuer: issuer, issuerKey: issuerKey,
-                            pathLength: 0, role: "intermediate", serialNumber: serialNumber)
+                            pathLength: 0, role: "intermediate", serialNumber: serialNumber, subject: nil)
     }
 
     private static func authority(
         trustDomain: TrustDomain, publicKey: Certificate.PublicKey, notBefore: Date, notAfter: Date,
         issuer: Certificate?, issuerKey: Certificate.PrivateKey, pathLength: Int?, role: String,
-        serialNumber: Certificate.SerialNumber?
+        serialNumber: Certificate.SerialNumber?, subject explicitSubject: DistinguishedName?
     ) async throws(X509SVIDError) -> Certificate {
         guard notAfter > notBefore else {
             throw X509SVIDError(.invalidValidity, "\(role) validity window is empty: \(notBefore) to \(notAfter)")
@@ -101,7 +114,7 @@ public enum X509SVIDProfile {
         do {
             let ski = SubjectKeyIdentifier(hash: publicKey)
             let hex = ski.keyIdentifier.prefix(8).map { String(format: "%02x", $0) }.joined()
-            let subject = try DistinguishedName {
+            let subject = try explicitSubject ?? DistinguishedName {
                 OrganizationName("Writ")
                 CommonName("\(trustDomain.name.prefix(32)) \(role) \(hex)")
             }

@@ -77,6 +77,15 @@ public struct X509SVIDVerifier: Sendable {
         self.roots = CertificateStore(bundle.x509Authorities)
     }
 
+    /// A verifier that also accepts paths ending at `verifiedIntermediates`: CA certificates
+    /// the caller has itself verified against this same bundle (an issuing CA re-checking its
+    /// own output), so their link to the root is not verified again for every leaf. Every
+    /// SPIFFE rule is still checked on the whole presented chain.
+    public init(bundle: TrustBundle, verifiedIntermediates: [Certificate]) {
+        self.bundle = bundle
+        self.roots = CertificateStore(bundle.x509Authorities + verifiedIntermediates)
+    }
+
     /// Verifies DER certificates, leaf first.
     public func verify(chainDER: [[UInt8]], at time: Date) async -> X509SVIDVerification {
         var chain: [Certificate] = []

@@ -364,6 +364,9 @@ public actor CertificateAuthority {
 
     private func save() async throws(CAError) {
         try await store.save(state)
+        // Authorities changed: the re-check verifier and validator are rebuilt on next use.
+        cachedVerifier = nil
+        cachedValidator = nil
     }
 
     // MARK: issuing
@@ -375,9 +378,21 @@ public actor CertificateAuthority {
         return record
     }
 
-    private func verifier() -> X509SVIDVerifier {
+    /// The re-check verifier for the current bundle. The CA's own intermediates are verified
+    /// against the bundle once here (full path validation, as a chain of their own), so each
+    /// re-check verifies the leaf's signature and not the intermediate's again.
+    private func verifier() async -> X509SVIDVerifier {
         if let (sequence, cached) = cachedVerifier, sequence == state.sequence { return cached }
-        let fresh = X509SVIDVerifier(bundle: bundle())
+        let current = bundle()
+        var verified: [Certificate] = []
+        for record in state.authorities where record.slot.kind == .intermediate && record.slot.status != .tainted {
+            guard let certificate = certificates[record.slot.id] else { continue }
+            var pathCheck = Verifier(rootCertificates: CertificateStore(current.x509Authorities)) { RFC5280Policy(validationTime: now()) }
+            if case .validCertificate = await pathCheck.validate(leaf: certificate, intermediates: CertificateStore(upstream?.chain.dropLast() ?? [])) {
+                verified.append(certificate)
+            }
+        }
+        let fresh = X509SVIDVerifier(bundle: current, verifiedIntermediates: verified)
         cachedVerifier = (state.sequence, fresh)
         return fresh
     }
