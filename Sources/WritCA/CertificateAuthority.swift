@@ -89,7 +89,7 @@ public actor CertificateAuthority {
 
     private func attachUpstream(_ upstream: UpstreamCA?) async throws(CAError) {
         if let upstream {
-            guard let anchor = upstream.chain.last, let signer = upstream.chain.first else {
+            guard let signer = upstream.chain.first else {
                 throw CAError(.invalidUpstream, "the upstream CA chain is empty")
             }
             let key = try await keyManager.key(id: upstream.keyID)
@@ -101,7 +101,6 @@ public actor CertificateAuthority {
                     throw CAError(.invalidUpstream, "upstream certificate `\(certificate.subject)` is not a CA")
                 }
             }
-            _ = anchor
             state.upstreamChainDER = upstream.chain.map(Self.der)
             state.upstreamKeyID = upstream.keyID
             self.upstream = upstream
