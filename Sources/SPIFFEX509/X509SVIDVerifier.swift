@@ -2,7 +2,7 @@ import Foundation
 import SPIFFEBundle
 import SPIFFEIdentity
 import SwiftASN1
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 /// A rule of X509-SVID.md §5 (and RFC 5280) that a presented chain broke.
 public struct X509SVIDVerificationFailure: Error, Sendable, Hashable, CustomStringConvertible {
@@ -114,7 +114,7 @@ public struct X509SVIDVerifier: Sendable {
             return .invalid(.init(.trustDomainMismatch, "`\(id)` is in the trust domain `\(id.trustDomain)`, but the bundle is for `\(bundle.trustDomain)`"))
         }
         var verifier = Verifier(rootCertificates: roots) {
-            RFC5280Policy(validationTime: time)
+            RFC5280Policy(fixedExpiryValidationTime: time)
             SPIFFEChainPolicy()
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst()))

@@ -5,7 +5,7 @@ import SPIFFEIdentity
 import SPIFFEJWT
 import SPIFFEX509
 import SwiftASN1
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 /// An X.509-SVID as handed out: the leaf first, then the intermediates up to (not including)
 /// the trust anchor.
@@ -386,7 +386,7 @@ public actor CertificateAuthority {
         var verified: [Certificate] = []
         for record in state.authorities where record.slot.kind == .intermediate && record.slot.status != .tainted {
             guard let certificate = certificates[record.slot.id] else { continue }
-            var pathCheck = Verifier(rootCertificates: CertificateStore(current.x509Authorities)) { RFC5280Policy(validationTime: now()) }
+            var pathCheck = Verifier(rootCertificates: CertificateStore(current.x509Authorities)) { RFC5280Policy(fixedExpiryValidationTime: now()) }
             if case .validCertificate = await pathCheck.validate(leaf: certificate, intermediates: CertificateStore(upstream?.chain.dropLast() ?? [])) {
                 verified.append(certificate)
             }

@@ -164,7 +164,7 @@ func verifies(_ signature: [UInt8], _ message: [UInt8], _ key: ManagedKey) -> Bo
 
     @Test func emptyFileIsRefused() async throws {
         let dir = try TemporaryDirectory(prefix: "writ-disk")
-        FileManager.default.createFile(atPath: dir.path + "/root.key", contents: Data(), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: dir.path + "/root.key", contents: Data(), attributes: [.posixPermissions: 0o600])
         try await expectLoadError(dir, .corruptFile, "root.key")
     }
 
