@@ -49,6 +49,7 @@ public struct JWTSVIDValidator: Sendable {
     public let leeway: Duration
     private let collections: [JWTSVIDAlgorithm: JWTKeyCollection]
     private let x509KeyIDs: Set<String>
+    private let headerDecoder = JSONDecoder()
 
     /// Builds the key collections for every JWT authority of `bundle` (once).
     public init(bundle: TrustBundle, leeway: Duration = .seconds(30)) async {
@@ -108,7 +109,7 @@ public struct JWTSVIDValidator: Sendable {
             throw JWTSVIDError(.malformed, "token has \(parts.count) dot-separated parts: a compact JWS has exactly 3")
         }
         guard let headerBytes = Base64URL.decode(bytes: parts[0]),
-              let header = try? JSONDecoder().decode(JOSEHeader.self, from: Data(headerBytes)) else {
+              let header = try? headerDecoder.decode(JOSEHeader.self, from: Data(headerBytes)) else {
             throw JWTSVIDError(.malformed, "token header is not a base64url-encoded JSON object")
         }
         if header.hasSignatures {
@@ -247,8 +248,9 @@ struct JWTSVIDPayload: JWTPayload {
         nbf = field(.nbf, Double.self)
         jti = field(.jti, String.self)
         if c.contains(.aud) {
-            if let one = try? c.decode(String.self, forKey: .aud) { aud = [one] }
-            else if let many = try? c.decode([String].self, forKey: .aud) { aud = many }
+            // Writ and most issuers write an array: try that first (a failed decode is costly).
+            if let many = try? c.decode([String].self, forKey: .aud) { aud = many }
+            else if let one = try? c.decode(String.self, forKey: .aud) { aud = [one] }
             else if invalidClaim == nil { invalidClaim = "aud" }
         }
     }

@@ -22,9 +22,12 @@ public enum X509SVIDProfile {
 
     /// A positive 128-bit serial number from the system's secure random source.
     public static func randomSerialNumber() -> Certificate.SerialNumber {
-        var bytes = [UInt8](repeating: 0, count: 16)
         var rng = SystemRandomNumberGenerator()
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for word in [rng.next(), rng.next()] as [UInt64] {
+            withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) }
+        }
         bytes[0] &= 0x7F  // positive
         bytes[0] |= 0x40  // exactly 16 significant bytes
         return Certificate.SerialNumber(bytes: bytes[...])

@@ -52,7 +52,7 @@ public actor CertificateAuthority {
     private var cachedValidator: (UInt64, JWTSVIDValidator)?
 
     /// Builds a leaf certificate; tests replace it to inject builder faults.
-    public typealias LeafBuilder = @Sendable (_ id: SPIFFEID, _ publicKey: Certificate.PublicKey, _ dnsNames: [String],
+    @_spi(Testing) public typealias LeafBuilder = @Sendable (_ id: SPIFFEID, _ publicKey: Certificate.PublicKey, _ dnsNames: [String],
                                               _ notBefore: Date, _ notAfter: Date, _ issuer: Certificate,
                                               _ issuerKey: Certificate.PrivateKey) async throws -> Certificate
     private var leafBuilder: LeafBuilder = { id, key, dns, nb, na, issuer, issuerKey in
@@ -79,6 +79,7 @@ public actor CertificateAuthority {
         }
         try await attachUpstream(upstream)
         try await loadCertificates()
+        try await removeOrphanKeys()
         // A key that was active when the process stopped may have signed credentials after the
         // last save: assume the worst, its whole life.
         for index in state.authorities.indices where state.authorities[index].slot.status == .active && state.authorities[index].slot.kind != .root {
@@ -134,6 +135,19 @@ public actor CertificateAuthority {
                 jwtPublicKeys[record.keyID] = jwk
             } else {
                 throw CAError(.corruptFile, "authority `\(record.slot.id)` has no certificate")
+            }
+        }
+    }
+
+    /// Deletes authority keys (ids `root-…`, `intermediate-…`, `jwt-…`) that no authority in the
+    /// state names: what a crash between writing a key and writing the state leaves behind.
+    /// Other keys in the manager (e.g. an imported upstream key) are left alone.
+    private func removeOrphanKeys() async throws(CAError) {
+        var referenced = Set(state.authorities.map(\.keyID))
+        if let keyID = state.upstreamKeyID { referenced.insert(keyID) }
+        for id in try await keyManager.keyIDs() where !referenced.contains(id) {
+            if AuthorityKind.allCases.contains(where: { id.hasPrefix($0.rawValue + "-") }) {
+                try await keyManager.deleteKey(id: id)
             }
         }
     }
@@ -436,7 +450,15 @@ public actor CertificateAuthority {
         var chainDER = [Self.der(leaf), record.certificateDER!]
         if let upstream { chainDER += upstream.chain.dropLast().map(Self.der) }
         // The re-check: the exact bytes, parsed anew, against the bundle of this moment.
-        switch await verifier().verify(chainDER: chainDER, at: time) {
+        // The leaf is parsed anew from its exact bytes; the intermediate is the CA's own,
+        // parsed when it was loaded or created.
+        let reparsed: Certificate
+        do { reparsed = try Certificate(derEncoded: chainDER[0]) } catch {
+            throw CAError(.recheckFailed, "re-check of the new X.509-SVID failed: its DER does not parse; not issued")
+        }
+        var recheckChain = [reparsed, intermediate]
+        if let upstream { recheckChain += upstream.chain.dropLast() }
+        switch await verifier().verify(chain: recheckChain, at: time) {
         case .valid(let verified) where verified == id:
             break
         case .valid(let other):
@@ -475,7 +497,7 @@ public actor CertificateAuthority {
         case .rsa2048, .rsa4096: algorithm = .rs256
         }
         let input = JWTSVIDEncoder.signingInput(claims: claims, keyID: record.jwtKeyID!, algorithm: algorithm)
-        let der = try await keyManager.sign(keyID: record.keyID, message: input)
+        let der = try await keyManager.sign(keyID: record.keyID, message: input, hash: key.type.defaultHash)
         let signature: [UInt8]
         do {
             switch key.type {
@@ -499,8 +521,9 @@ public actor CertificateAuthority {
         }
     }
 
-    /// Replaces the leaf builder (tests inject faults with it).
-    public func setLeafBuilderForTesting(_ builder: @escaping LeafBuilder) {
+    /// Replaces the leaf builder. Test-only fault injection (`@_spi(Testing)`): a faulty
+    /// builder must make issuance fail at the re-check, never hand out its certificate.
+    @_spi(Testing) public func setLeafBuilderForTesting(_ builder: @escaping LeafBuilder) {
         leafBuilder = builder
     }
 

@@ -5,8 +5,8 @@ import Darwin
 #endif
 import Foundation
 
-/// Keys kept as PKCS#8 DER files of mode 0600, one per key (`<dir>/<id>.key`), written
-/// atomically. A key file readable by others, owned by another user, truncated or corrupt is
+/// Keys kept as PKCS#8 files of mode 0600, one per key (`<dir>/<id>.key`; written as DER, read
+/// as DER or PEM), written atomically (temp file, fsync, rename, fsync of the directory). A key file readable by others, owned by another user, truncated or corrupt is
 /// refused with an error naming the file.
 public actor DiskKeyManager: KeyManager {
     /// The directory holding the key files (created 0700 if missing).
@@ -25,6 +25,12 @@ public actor DiskKeyManager: KeyManager {
             }
         } else if !isDirectory.boolValue {
             throw CAError(.io, "`\(directory)` is not a directory")
+        } else {
+            // Temp files of writes a crash interrupted never became keys: drop them.
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            for name in names where name.hasPrefix(".") && name.contains(".key.tmp-") {
+                unlink("\(directory)/\(name)")
+            }
         }
     }
 
@@ -69,20 +75,25 @@ public actor DiskKeyManager: KeyManager {
         return ManagedKey(id: id, type: key.type, publicKey: key.publicKey)
     }
 
-    public func keys() throws(CAError) -> [ManagedKey] {
+    public func keyIDs() throws(CAError) -> [String] {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
             throw CAError(.io, "cannot list `\(directory)`: \(error)")
         }
+        return names.filter { $0.hasSuffix(".key") && !$0.hasPrefix(".") }.map { String($0.dropLast(4)) }
+            .filter(Self.validID).sorted()
+    }
+
+    public func keys() throws(CAError) -> [ManagedKey] {
         var out: [ManagedKey] = []
-        for name in names.sorted() where name.hasSuffix(".key") && !name.hasPrefix(".") {
-            out.append(try key(id: String(name.dropLast(4))))
+        for id in try keyIDs() {
+            out.append(try key(id: id))
         }
         return out
     }
 
-    public func sign(keyID: String, message: [UInt8]) throws(CAError) -> [UInt8] {
-        try load(keyID).sign(message)
+    public func sign(keyID: String, message: [UInt8], hash: SignatureHash) throws(CAError) -> [UInt8] {
+        try load(keyID).sign(message, hash: hash)
     }
 
     public func deleteKey(id: String) throws(CAError) {

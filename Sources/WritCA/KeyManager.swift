@@ -11,12 +11,46 @@ public enum KeyType: String, Sendable, Hashable, Codable, CaseIterable {
     case rsa2048 = "rsa-2048"
     case rsa4096 = "rsa-4096"
 
-    /// The signature algorithm this key signs certificates with.
+    /// The signature algorithm this key signs certificates with by default.
     public var certificateSignatureAlgorithm: Certificate.SignatureAlgorithm {
+        certificateSignatureAlgorithm(hash: defaultHash)
+    }
+
+    /// The hash this key signs with unless told otherwise: the curve's own hash for EC keys
+    /// (SHA-256 for P-256, SHA-384 for P-384), SHA-256 for RSA.
+    public var defaultHash: SignatureHash {
         switch self {
-        case .ecP256: return .ecdsaWithSHA256
-        case .ecP384: return .ecdsaWithSHA384
-        case .rsa2048, .rsa4096: return .sha256WithRSAEncryption
+        case .ecP256: return .sha256
+        case .ecP384: return .sha384
+        case .rsa2048, .rsa4096: return .sha256
+        }
+    }
+
+    /// The X.509 signature algorithm of this key type with `hash`.
+    public func certificateSignatureAlgorithm(hash: SignatureHash) -> Certificate.SignatureAlgorithm {
+        switch (self, hash) {
+        case (.ecP256, .sha256), (.ecP384, .sha256): return .ecdsaWithSHA256
+        case (.ecP256, .sha384), (.ecP384, .sha384): return .ecdsaWithSHA384
+        case (.ecP256, .sha512), (.ecP384, .sha512): return .ecdsaWithSHA512
+        case (.rsa2048, .sha256), (.rsa4096, .sha256): return .sha256WithRSAEncryption
+        case (.rsa2048, .sha384), (.rsa4096, .sha384): return .sha384WithRSAEncryption
+        case (.rsa2048, .sha512), (.rsa4096, .sha512): return .sha512WithRSAEncryption
+        }
+    }
+}
+
+/// The hash a ``KeyManager`` signature is computed over.
+public enum SignatureHash: String, Sendable, Hashable, Codable, CaseIterable {
+    case sha256, sha384, sha512
+
+    /// The hash of an X.509 signature algorithm this module can sign with (nil for others,
+    /// e.g. SHA-1 or Ed25519).
+    public init?(_ algorithm: Certificate.SignatureAlgorithm) {
+        switch algorithm {
+        case .ecdsaWithSHA256, .sha256WithRSAEncryption: self = .sha256
+        case .ecdsaWithSHA384, .sha384WithRSAEncryption: self = .sha384
+        case .ecdsaWithSHA512, .sha512WithRSAEncryption: self = .sha512
+        default: return nil
         }
     }
 }
@@ -40,8 +74,8 @@ public struct ManagedKey: Sendable, Hashable {
 /// Holds private keys and signs with them; never hands out private-key bytes, so a KMS or
 /// PKCS#11 backend can implement it.
 ///
-/// Signatures are DER ECDSA-Sig-Value with the curve's hash (SHA-256 for P-256, SHA-384 for
-/// P-384) or RSASSA-PKCS1-v1_5 with SHA-256 — the forms X.509 carries.
+/// Signatures are DER ECDSA-Sig-Value or RSASSA-PKCS1-v1_5 over the chosen ``SignatureHash`` of
+/// the message — the forms X.509 carries. No method returns private-key bytes.
 public protocol KeyManager: Sendable {
     /// Creates a key; refuses an id in use.
     func generateKey(id: String, type: KeyType) async throws(CAError) -> ManagedKey
@@ -49,12 +83,23 @@ public protocol KeyManager: Sendable {
     func importKey(id: String, pkcs8DER: [UInt8]) async throws(CAError) -> ManagedKey
     /// The key with `id`.
     func key(id: String) async throws(CAError) -> ManagedKey
-    /// Every key, ordered by id.
+    /// Every key, ordered by id (each one loaded: a bad key fails the call).
     func keys() async throws(CAError) -> [ManagedKey]
-    /// Signs `message` with the key `id`.
-    func sign(keyID: String, message: [UInt8]) async throws(CAError) -> [UInt8]
+    /// The ids of every key, ordered, without loading them.
+    func keyIDs() async throws(CAError) -> [String]
+    /// Signs the `hash` of `message` with the key `keyID`: DER ECDSA-Sig-Value for EC keys,
+    /// RSASSA-PKCS1-v1_5 for RSA keys.
+    func sign(keyID: String, message: [UInt8], hash: SignatureHash) async throws(CAError) -> [UInt8]
     /// Deletes the key `id` (no error if it is already gone).
     func deleteKey(id: String) async throws(CAError)
+}
+
+extension KeyManager {
+    /// Signs `message` with the key's default hash (``KeyType/defaultHash``).
+    public func sign(keyID: String, message: [UInt8]) async throws(CAError) -> [UInt8] {
+        let type = try await key(id: keyID).type
+        return try await sign(keyID: keyID, message: message, hash: type.defaultHash)
+    }
 }
 
 /// A private key in process memory, behind a manager.
@@ -76,8 +121,18 @@ enum HeldKey: Sendable {
         }
     }
 
-    /// Parses PKCS#8 DER (or PKCS#1 for RSA) of a supported type.
-    static func parse(pkcs8DER der: [UInt8], what: String) throws(CAError) -> HeldKey {
+    /// Parses PKCS#8 DER or PEM (or PKCS#1 for RSA) of a supported type.
+    static func parse(pkcs8DER input: [UInt8], what: String) throws(CAError) -> HeldKey {
+        var der = input
+        if input.starts(with: Array("-----BEGIN".utf8)) {
+            guard let document = try? PEMDocument(pemString: String(decoding: input, as: UTF8.self)) else {
+                throw CAError(.corruptFile, "\(what) is not valid PEM (truncated or corrupt?)")
+            }
+            guard document.discriminator == "PRIVATE KEY" else {
+                throw CAError(.corruptFile, "\(what) holds a PEM `\(document.discriminator)`: a PKCS#8 `PRIVATE KEY` is required")
+            }
+            der = document.derBytes
+        }
         if let key = try? P256.Signing.PrivateKey(derRepresentation: der) { return .p256(key) }
         if let key = try? P384.Signing.PrivateKey(derRepresentation: der) { return .p384(key) }
         if let key = try? _RSA.Signing.PrivateKey(derRepresentation: der) {
@@ -114,12 +169,18 @@ enum HeldKey: Sendable {
         }
     }
 
-    func sign(_ message: [UInt8]) throws(CAError) -> [UInt8] {
+    func sign(_ message: [UInt8], hash: SignatureHash) throws(CAError) -> [UInt8] {
         do {
-            switch self {
-            case .p256(let k): return [UInt8](try k.signature(for: message).derRepresentation)
-            case .p384(let k): return [UInt8](try k.signature(for: message).derRepresentation)
-            case .rsa(let k, _): return [UInt8](try k.signature(for: message, padding: .insecurePKCS1v1_5).rawRepresentation)
+            switch (self, hash) {
+            case (.p256(let k), .sha256): return [UInt8](try k.signature(for: SHA256.hash(data: message)).derRepresentation)
+            case (.p256(let k), .sha384): return [UInt8](try k.signature(for: SHA384.hash(data: message)).derRepresentation)
+            case (.p256(let k), .sha512): return [UInt8](try k.signature(for: SHA512.hash(data: message)).derRepresentation)
+            case (.p384(let k), .sha256): return [UInt8](try k.signature(for: SHA256.hash(data: message)).derRepresentation)
+            case (.p384(let k), .sha384): return [UInt8](try k.signature(for: SHA384.hash(data: message)).derRepresentation)
+            case (.p384(let k), .sha512): return [UInt8](try k.signature(for: SHA512.hash(data: message)).derRepresentation)
+            case (.rsa(let k, _), .sha256): return [UInt8](try k.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+            case (.rsa(let k, _), .sha384): return [UInt8](try k.signature(for: SHA384.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+            case (.rsa(let k, _), .sha512): return [UInt8](try k.signature(for: SHA512.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
             }
         } catch {
             throw CAError(.signingFailed, "signing failed: \(error)")
@@ -152,13 +213,15 @@ public actor MemoryKeyManager: KeyManager {
         return ManagedKey(id: id, type: key.type, publicKey: key.publicKey)
     }
 
+    public func keyIDs() -> [String] { held.keys.sorted() }
+
     public func keys() -> [ManagedKey] {
         held.keys.sorted().map { ManagedKey(id: $0, type: held[$0]!.type, publicKey: held[$0]!.publicKey) }
     }
 
-    public func sign(keyID: String, message: [UInt8]) throws(CAError) -> [UInt8] {
+    public func sign(keyID: String, message: [UInt8], hash: SignatureHash) throws(CAError) -> [UInt8] {
         guard let key = held[keyID] else { throw CAError(.keyNotFound, "no key `\(keyID)`") }
-        return try key.sign(message)
+        return try key.sign(message, hash: hash)
     }
 
     public func deleteKey(id: String) {
@@ -179,17 +242,19 @@ public struct ManagedKeySigner: CustomPrivateKey {
 
     public var publicKey: Certificate.PublicKey { key.publicKey }
     public var defaultSignatureAlgorithm: Certificate.SignatureAlgorithm { key.type.certificateSignatureAlgorithm }
-    public var supportedSignatureAlgorithms: [Certificate.SignatureAlgorithm] { [key.type.certificateSignatureAlgorithm] }
+    public var supportedSignatureAlgorithms: [Certificate.SignatureAlgorithm] {
+        SignatureHash.allCases.map { key.type.certificateSignatureAlgorithm(hash: $0) }
+    }
 
     public func signSynchronously(bytes: some DataProtocol, signatureAlgorithm: Certificate.SignatureAlgorithm) throws -> Certificate.Signature {
         throw CAError(.signingFailed, "managed keys sign asynchronously only")
     }
 
     public func signAsynchronously(bytes: some DataProtocol & Sendable, signatureAlgorithm: Certificate.SignatureAlgorithm) async throws -> Certificate.Signature {
-        guard signatureAlgorithm == key.type.certificateSignatureAlgorithm else {
+        guard let hash = SignatureHash(signatureAlgorithm), key.type.certificateSignatureAlgorithm(hash: hash) == signatureAlgorithm else {
             throw CAError(.signingFailed, "key `\(key.id)` (\(key.type.rawValue)) does not sign with \(signatureAlgorithm)")
         }
-        let signature = try await manager.sign(keyID: key.id, message: Array(bytes))
+        let signature = try await manager.sign(keyID: key.id, message: Array(bytes), hash: hash)
         return try Certificate.Signature(signatureAlgorithm: signatureAlgorithm, signatureBytes: ASN1BitString(bytes: signature[...]))
     }
 

@@ -8,7 +8,7 @@ import SwiftASN1
 import Testing
 import WritTestSupport
 import X509
-@testable import WritCA
+@_spi(Testing) @testable import WritCA
 
 /// Scaled-down lifetimes that keep every 6× rule: leaf 10 min, JWT-SVID 5 min, agent SVID
 /// 10 min, intermediate and JWT key 1 h, root 6 h.
@@ -29,6 +29,13 @@ func csr(for key: P256.Signing.PrivateKey) throws -> [UInt8] {
     var serializer = DER.Serializer()
     try serializer.serialize(request)
     return serializer.serializedBytes
+}
+
+extension TrustBundle {
+    /// Every published key, as `x509:<DER hex>` or `jwt:<kid>`.
+    var publishedKeys: Set<String> {
+        Set(x509Authorities.map { "x509:" + CertificateAuthority.der($0).map { String($0, radix: 16) }.joined() } + jwtAuthorities.map { "jwt:" + $0.keyID })
+    }
 }
 
 @Suite struct CAConfigurationTests {
@@ -171,20 +178,63 @@ func csr(for key: P256.Signing.PrivateKey) throws -> [UInt8] {
         var removals = 0
         let end = clock.date.addingTimeInterval(2 * 6 * 3600 + 2 * 3600)  // two root lives and then some
         var steps = 0
+        // Published roots and JWT keys (authority id -> step first published), the latest
+        // expiry of anything issued under each, and the bundle sequence seen last.
+        var firstPublished: [String: Int] = [:]
+        var removedKeys = 0
+        var issuedUntil: [String: Date] = [:]
+        var lastSequence = await ca.bundle().sequenceNumber ?? 0
+        var previousContent = await ca.bundle()
+        for slot in await ca.authorities() where slot.kind != .intermediate { firstPublished[slot.id] = 0 }
         while clock.date < end {
             clock.advance(by: step)
             steps += 1
+            let before = await ca.bundle().publishedKeys
             let actions = try await ca.rotate()
             removals += actions.filter { if case .remove = $0 { return true } else { return false } }.count
-            for slot in await ca.authorities() where slot.status == .active {
+            let slots = await ca.authorities()
+            let after = await ca.bundle().publishedKeys
+            // No root or JWT key leaves the bundle while anything issued under it is unexpired.
+            for gone in before.subtracting(after) {
+                let until = issuedUntil[gone] ?? .distantPast
+                #expect(until < clock.date, "step \(steps): a key left the bundle while a credential under it is valid until \(until)")
+                removedKeys += 1
+            }
+            for slot in slots where slot.kind != .intermediate && firstPublished[slot.id] == nil { firstPublished[slot.id] = steps }
+            for slot in slots where slot.status == .active {
                 switch slot.kind {
                 case .root: rootsSeen.insert(slot.id)
                 case .intermediate: intermediatesSeen.insert(slot.id)
                 case .jwt: jwtKeysSeen.insert(slot.id)
                 }
+                // A root or JWT key signs only after it has been published for a while: relying
+                // parties had a bundle with it before they meet credentials under it.
+                if slot.kind != .intermediate, let published = firstPublished[slot.id] {
+                    #expect(published == 0 || published < steps, "step \(steps): `\(slot.id)` became active in the step it was published")
+                }
             }
-            x509.append(try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey(compactRepresentable: false).publicKey), id: id))
-            jwts.append(try await ca.mintJWTSVID(id: id, audience: ["api"]))
+            // Every change of bundle content bumps spiffe_sequence.
+            let current = await ca.bundle()
+            let sequence = current.sequenceNumber ?? 0
+            #expect(sequence >= lastSequence)
+            if current.x509Authorities != previousContent.x509Authorities || current.jwtAuthorities != previousContent.jwtAuthorities {
+                #expect(sequence > lastSequence, "step \(steps): the bundle changed without a new sequence number")
+            }
+            lastSequence = sequence
+            previousContent = current
+            let issuedSVID = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey(compactRepresentable: false).publicKey), id: id)
+            x509.append(issuedSVID)
+            let issuedJWT = try await ca.mintJWTSVID(id: id, audience: ["api"])
+            jwts.append(issuedJWT)
+            // Which published root the leaf chains to: the one whose key signed its intermediate.
+            let intermediate = issuedSVID.chain[1]
+            let anchor = try #require(current.x509Authorities.first {
+                $0.subject == intermediate.issuer && $0.publicKey.isValidSignature(intermediate.signature, for: intermediate)
+            })
+            let rootKey = "x509:" + CertificateAuthority.der(anchor).map { String($0, radix: 16) }.joined()
+            issuedUntil[rootKey] = max(issuedUntil[rootKey] ?? .distantPast, issuedSVID.leaf.notValidAfter)
+            let jwtKey = "jwt:" + issuedJWT.keyID
+            issuedUntil[jwtKey] = max(issuedUntil[jwtKey] ?? .distantPast, Date(timeIntervalSince1970: TimeInterval(issuedJWT.claims.expiresAt)))
             let bundle = await ca.bundle()
             let now = clock.date
             x509.removeAll { $0.leaf.notValidAfter < now }
@@ -204,6 +254,7 @@ func csr(for key: P256.Signing.PrivateKey) throws -> [UInt8] {
         #expect(rootsSeen.count >= 3, "roots: \(rootsSeen.count)")
         #expect(intermediatesSeen.count >= 3 && jwtKeysSeen.count >= 3)
         #expect(removals > 0)
+        #expect(removedKeys >= 4, "roots and JWT keys removed from the bundle: \(removedKeys)")
         let bundle = await ca.bundle()
         #expect(bundle.x509Authorities.count <= 2 && bundle.jwtAuthorities.count <= 3)
     }

@@ -9,18 +9,28 @@ import WritTestSupport
 import X509
 @testable import WritCA
 
-/// Checks a DER signature from a key manager with the public key alone.
-func verifies(_ signature: [UInt8], _ message: [UInt8], _ key: ManagedKey) -> Bool {
-    if let p256 = P256.Signing.PublicKey(key.publicKey), let sig = try? P256.Signing.ECDSASignature(derRepresentation: signature) {
-        return p256.isValidSignature(sig, for: message)
+/// Checks a DER signature from a key manager with the public key alone, over the hash given
+/// (default: the key type's own).
+func verifies(_ signature: [UInt8], _ message: [UInt8], _ key: ManagedKey, hash: SignatureHash? = nil) -> Bool {
+    let digest: any Digest
+    switch hash ?? key.type.defaultHash {
+    case .sha256: digest = SHA256.hash(data: message)
+    case .sha384: digest = SHA384.hash(data: message)
+    case .sha512: digest = SHA512.hash(data: message)
     }
-    if let p384 = P384.Signing.PublicKey(key.publicKey), let sig = try? P384.Signing.ECDSASignature(derRepresentation: signature) {
-        return p384.isValidSignature(sig, for: message)
+    func check<D: Digest>(_ d: D) -> Bool {
+        if let p256 = P256.Signing.PublicKey(key.publicKey), let sig = try? P256.Signing.ECDSASignature(derRepresentation: signature) {
+            return p256.isValidSignature(sig, for: d)
+        }
+        if let p384 = P384.Signing.PublicKey(key.publicKey), let sig = try? P384.Signing.ECDSASignature(derRepresentation: signature) {
+            return p384.isValidSignature(sig, for: d)
+        }
+        if let rsa = _RSA.Signing.PublicKey(key.publicKey) {
+            return rsa.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: d, padding: .insecurePKCS1v1_5)
+        }
+        return false
     }
-    if let rsa = _RSA.Signing.PublicKey(key.publicKey) {
-        return rsa.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: message, padding: .insecurePKCS1v1_5)
-    }
-    return false
+    return check(digest)
 }
 
 /// One conformance suite for every key manager.
@@ -52,6 +62,41 @@ func verifies(_ signature: [UInt8], _ message: [UInt8], _ key: ManagedKey) -> Bo
             #expect(!verifies(signature, message + [0], key))
         }
         #expect(try await s.manager.keys().map(\.id) == KeyType.allCases.map { "k-\($0.rawValue)" }.sorted())
+    }
+
+    @Test(arguments: Backend.allCases)
+    func signsWithEveryHash(_ backend: Backend) async throws {
+        let s = try Subject(backend)
+        for type in [KeyType.ecP256, .ecP384, .rsa2048] {
+            let key = try await s.manager.generateKey(id: "h-\(type.rawValue)", type: type)
+            for hash in SignatureHash.allCases {
+                let message = Array("hash \(hash.rawValue)".utf8)
+                let signature = try await s.manager.sign(keyID: key.id, message: message, hash: hash)
+                #expect(verifies(signature, message, key, hash: hash), "\(backend) \(type.rawValue) \(hash.rawValue)")
+                // The hash really is the one asked for: checked over another, it fails.
+                let other: SignatureHash = hash == .sha256 ? .sha512 : .sha256
+                #expect(!verifies(signature, message, key, hash: other), "\(backend) \(type.rawValue) \(hash.rawValue) verified as \(other.rawValue)")
+            }
+        }
+        #expect(try await s.manager.keyIDs() == ["h-ec-p256", "h-ec-p384", "h-rsa-2048"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func importsPEMKeys(_ backend: Backend) async throws {
+        let s = try Subject(backend)
+        let p256 = P256.Signing.PrivateKey()
+        let key = try await s.manager.importKey(id: "pem", pkcs8DER: Array(p256.pemRepresentation.utf8))
+        #expect(key.publicKey == Certificate.PublicKey(p256.publicKey))
+        let signature = try await s.manager.sign(keyID: "pem", message: [9])
+        #expect(verifies(signature, [9], key))
+        // A PEM of another kind is refused with the reason.
+        do {
+            _ = try await s.manager.importKey(id: "cert", pkcs8DER: Array("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n".utf8))
+            Issue.record("imported a certificate PEM as a key")
+        } catch {
+            #expect(error.code == .corruptFile)
+            #expect(error.message.contains("CERTIFICATE"), "\(error.message)")
+        }
     }
 
     @Test(arguments: Backend.allCases)
@@ -166,6 +211,27 @@ func verifies(_ signature: [UInt8], _ message: [UInt8], _ key: ManagedKey) -> Bo
         let dir = try TemporaryDirectory(prefix: "writ-disk")
         _ = FileManager.default.createFile(atPath: dir.path + "/root.key", contents: Data(), attributes: [.posixPermissions: 0o600])
         try await expectLoadError(dir, .corruptFile, "root.key")
+    }
+
+    @Test func pemKeyFileLoads() async throws {
+        let dir = try TemporaryDirectory(prefix: "writ-disk")
+        let p384 = P384.Signing.PrivateKey()
+        #expect(FileManager.default.createFile(atPath: dir.path + "/root.key", contents: Data(p384.pemRepresentation.utf8),
+                                               attributes: [.posixPermissions: 0o600]))
+        let key = try await DiskKeyManager(directory: dir.path).key(id: "root")
+        #expect(key.type == .ecP384)
+        #expect(key.publicKey == Certificate.PublicKey(p384.publicKey))
+    }
+
+    @Test func leftoverTempFilesAreIgnoredAndCleaned() async throws {
+        let dir = try TemporaryDirectory(prefix: "writ-disk")
+        _ = try await DiskKeyManager(directory: dir.path).generateKey(id: "root", type: .ecP256)
+        // What a crash between create and rename leaves: a partial temp file.
+        #expect(FileManager.default.createFile(atPath: dir.path + "/.next.key.tmp-1234", contents: Data([0x30, 0x81]),
+                                               attributes: [.posixPermissions: 0o600]))
+        let manager = try DiskKeyManager(directory: dir.path)
+        #expect(try await manager.keyIDs() == ["root"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["root.key"])
     }
 
     @Test func badKeyIDsAreRefused() async throws {
