@@ -176,7 +176,9 @@ public actor CertificateAuthority {
 
     private var jwtPublicKeys: [String: JWKPublicKey] = [:]
 
-    /// Checks that every authority's key is present, matches its certificate or kid, and signs.
+    /// Checks that every authority's key (and the upstream key) is present, matches its
+    /// certificate or `kid`, and makes signatures that verify with its public key; and that an
+    /// active authority of each kind exists.
     public func verifyIntegrity() async throws(CAError) {
         try await loadCertificates()
         for kind in AuthorityKind.allCases where !(kind == .root && upstream != nil) {
@@ -184,8 +186,15 @@ public actor CertificateAuthority {
                 throw CAError(.noSuchAuthority, "no active \(kind.rawValue) authority")
             }
         }
-        for record in state.authorities {
-            _ = try await keyManager.sign(keyID: record.keyID, message: Array("integrity".utf8))
+        var keyIDs = state.authorities.map(\.keyID)
+        if let upstreamKeyID = state.upstreamKeyID { keyIDs.append(upstreamKeyID) }
+        let message = Array("writ ca integrity check".utf8)
+        for keyID in keyIDs {
+            let key = try await keyManager.key(id: keyID)
+            let signature = try await keyManager.sign(keyID: keyID, message: message, hash: key.type.defaultHash)
+            guard key.publicKey.isValidSignature(signature, for: message, signatureAlgorithm: key.type.certificateSignatureAlgorithm) else {
+                throw CAError(.corruptFile, "key `\(keyID)` signs, but its signature does not verify with its public key")
+            }
         }
     }
 

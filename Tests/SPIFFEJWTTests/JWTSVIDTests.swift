@@ -231,7 +231,39 @@ func decodeJSON(_ part: Substring) throws -> [String: Any] {
         },
         Refusal(name: "fail/header not base64url", code: .malformed) { _ in "e30+.e30.AAAA" },
         Refusal(name: "fail/header not json", code: .malformed) { _ in Base64URL.encode(Array("not json".utf8)) + ".e30.AAAA" },
+        Refusal(name: "fail/payload not base64url", code: .malformed) { s in
+            // Signed over the broken payload, so only the base64url decoding can refuse it.
+            let input = Array((Base64URL.encode(Array(header(s.keyID).utf8)) + ".e30+").utf8)
+            return JWTSVIDEncoder.token(signingInput: input, signature: try s.sign(input, algorithm: .es256))
+        },
+        Refusal(name: "fail/payload not json", code: .malformed) { s in
+            try s.token(header: header(s.keyID), payload: "[not json", algorithm: .es256)
+        },
+        Refusal(name: "fail/alg PS256 for an EC key", code: .algorithmKeyMismatch) { s in
+            try s.token(header: header(s.keyID, alg: "PS256"), payload: goodPayload, algorithm: .es256)
+        },
     ]
+
+    struct Acceptance: Sendable, CustomTestStringConvertible {
+        let name: String
+        let typ: String?
+        var testDescription: String { name }
+    }
+
+    /// The JWT-SVID spec makes `typ` optional; when present it is `JWT` or `JOSE`.
+    static let acceptances: [Acceptance] = [
+        Acceptance(name: "ok/typ JWT", typ: "JWT"),
+        Acceptance(name: "ok/typ JOSE", typ: "JOSE"),
+        Acceptance(name: "ok/typ absent", typ: nil),
+    ]
+
+    @Test(arguments: acceptances)
+    func accepts(_ a: Acceptance) async throws {
+        let (signer, validator) = try await setup()
+        let token = try signer.token(header: Self.header(signer.keyID, typ: a.typ), payload: Self.goodPayload, algorithm: .es256)
+        let result = await validator.validate(token, audience: "api", now: Self.now)
+        #expect(result.svid?.claims.subject.uri == "spiffe://example.org/agent", "\(a.name): \(String(describing: result.error))")
+    }
 
     @Test(arguments: refusals)
     func refuses(_ r: Refusal) async throws {

@@ -39,36 +39,55 @@ extension TrustBundle {
 }
 
 @Suite struct CAConfigurationTests {
-    @Test func defaultsAreValid() throws {
-        try CAConfiguration().validate()
-        #expect(CAConfiguration().x509SVIDLifetime == .seconds(600))
-        #expect(CAConfiguration().jwtSVIDLifetime == .seconds(300))
-        #expect(CAConfiguration().agentSVIDLifetime == .seconds(3600))
-        #expect(CAConfiguration().rootLifetime == .seconds(365 * 86400))
+    @Test func defaults() throws {
+        let c = CAConfiguration()
+        try c.validate()
+        #expect(c.rootLifetime == .seconds(365 * 86400))
+        #expect(c.intermediateLifetime == .seconds(86400))
+        #expect(c.jwtKeyLifetime == .seconds(86400))
+        #expect(c.agentSVIDLifetime == .seconds(3600))
+        #expect(c.x509SVIDLifetime == .seconds(600))
+        #expect(c.jwtSVIDLifetime == .seconds(300))
+        #expect(c.caKeyType == .ecP256 && c.jwtKeyType == .ecP256)
+        #expect(KeyType.allCases.map(\.rawValue) == ["ec-p256", "ec-p384", "rsa-2048", "rsa-4096"])
     }
 
-    @Test func intermediateShorterThanSixSVIDsIsRefused() {
-        var c = CAConfiguration()
-        c.intermediateLifetime = .seconds(5 * 3600)  // agent SVID is 1 h
-        do { try c.validate(); Issue.record("accepted") } catch {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let name: String
+        let change: @Sendable (inout CAConfiguration) -> Void
+        /// nil: valid; else a fragment the error message must contain.
+        let refusal: String?
+        var testDescription: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "ok/defaults", change: { _ in }, refusal: nil),
+        Case(name: "ok/test-scale", change: { $0 = fastConfiguration }, refusal: nil),
+        Case(name: "ok/intermediate-exactly-6x", change: { $0.intermediateLifetime = .seconds(6 * 3600) }, refusal: nil),
+        Case(name: "ok/jwt-key-exactly-6x", change: { $0.jwtKeyLifetime = .seconds(6 * 3600) }, refusal: nil),
+        Case(name: "fail/intermediate-under-6x-agent-svid", change: { $0.intermediateLifetime = .seconds(6 * 3600 - 1) }, refusal: "`intermediate_lifetime` 21599s"),
+        Case(name: "fail/intermediate-under-6x-x509-svid", change: { $0.agentSVIDLifetime = .seconds(60); $0.x509SVIDLifetime = .seconds(3 * 3600); $0.intermediateLifetime = .seconds(17 * 3600) }, refusal: "intermediate_lifetime"),
+        Case(name: "fail/jwt-key-under-6x-svid", change: { $0.jwtKeyLifetime = .seconds(3600) }, refusal: "`jwt_key_lifetime` 1h"),
+        Case(name: "fail/jwt-key-under-6x-jwt-svid", change: { $0.jwtSVIDLifetime = .seconds(5 * 3600); $0.jwtKeyLifetime = .seconds(29 * 3600); $0.intermediateLifetime = .seconds(30 * 3600) }, refusal: "jwt_key_lifetime"),
+        Case(name: "fail/root-under-6x-intermediate", change: { $0.rootLifetime = .seconds(5 * 86400) }, refusal: "`root_lifetime` 5d"),
+        Case(name: "fail/zero-svid-lifetime", change: { $0.x509SVIDLifetime = .zero }, refusal: "`x509_svid_lifetime` must be positive"),
+        Case(name: "fail/negative-backdate", change: { $0.backdate = .seconds(-1) }, refusal: "backdate"),
+    ]
+
+    @Test(arguments: cases)
+    func validation(_ c: Case) {
+        var configuration = CAConfiguration()
+        c.change(&configuration)
+        do {
+            try configuration.validate()
+            #expect(c.refusal == nil, "\(c.name): accepted")
+        } catch {
             #expect(error.code == .invalidConfiguration)
-            #expect(error.message.contains("intermediate_lifetime"))
-        }
-    }
-
-    @Test func jwtKeyShorterThanSixSVIDsIsRefused() {
-        var c = CAConfiguration()
-        c.jwtKeyLifetime = .seconds(3600)
-        do { try c.validate(); Issue.record("accepted") } catch {
-            #expect(error.message.contains("jwt_key_lifetime"))
-        }
-    }
-
-    @Test func rootShorterThanSixIntermediatesIsRefused() {
-        var c = CAConfiguration()
-        c.rootLifetime = .seconds(5 * 86400)
-        do { try c.validate(); Issue.record("accepted") } catch {
-            #expect(error.message.contains("root_lifetime"))
+            if let fragment = c.refusal {
+                #expect(error.message.contains(fragment), "\(c.name): \(error.message)")
+            } else {
+                Issue.record("\(c.name): refused: \(error.message)")
+            }
         }
     }
 }
@@ -154,6 +173,16 @@ extension TrustBundle {
         await #expect(throws: CAError.self) {
             try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
         }
+    }
+
+    @Test func svidNotAfterNeverPassesTheIntermediates() async throws {
+        let clock = ManualClock()
+        let ca = try await makeCA(clock: clock)
+        let svid = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"),
+                                              ttl: .seconds(7200))
+        #expect(svid.leaf.notValidAfter == svid.chain[1].notValidAfter)
+        #expect(svid.leaf.notValidAfter < clock.date.addingTimeInterval(7200))
+        #expect(await X509SVIDVerifier(bundle: ca.bundle()).verify(chainDER: svid.chainDER, at: svid.leaf.notValidAfter) == .valid(svid.id))
     }
 
     @Test func jwtExpiryNeverPassesTheKeysEndOfLife() async throws {

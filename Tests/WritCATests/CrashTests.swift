@@ -4,6 +4,7 @@ import Glibc
 import Crypto
 import Foundation
 import SPIFFEIdentity
+import SPIFFEJWT
 import SPIFFEX509
 import Testing
 import WritTestSupport
@@ -54,8 +55,21 @@ import WritTestSupport
             let svid = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: id)
             #expect(await X509SVIDVerifier(bundle: ca.bundle()).verify(chainDER: svid.chainDER, at: Date()) == .valid(id))
             _ = try await ca.mintJWTSVID(id: id, audience: ["after-crash"])
-            // Leftover temp files from an interrupted write never count as keys.
+            // Leftover temp files from an interrupted write never count as keys, and orphan
+            // authority keys (written before a state that never landed) are gone.
+            let slots = await ca.authorities()
+            #expect(try await keys.keyIDs() == slots.map(\.id).sorted(), "round \(round): key files and authorities differ")
             for key in try await keys.keys() { #expect(!key.id.hasPrefix(".")) }
+            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/keys")
+            #expect(names.allSatisfy { !$0.hasPrefix(".") }, "round \(round): temp files left: \(names)")
+            // The bundle publishes exactly the roots and JWT keys of the state.
+            let bundle = await ca.bundle()
+            #expect(bundle.x509Authorities.count == slots.filter { $0.kind == .root }.count)
+            #expect(bundle.jwtAuthorities.count == slots.filter { $0.kind == .jwt }.count)
+            #expect(Set(bundle.jwtAuthorities.map(\.keyID)).count == bundle.jwtAuthorities.count)
+            #expect(bundle.sequenceNumber != nil)
+            let jwt = try await ca.mintJWTSVID(id: id, audience: ["check"])
+            #expect(await JWTSVIDValidator(bundle: bundle).validate(jwt.token, audience: "check", now: Date()).svid != nil)
         }
         print("CrashTests: 50 kills after \(stepsSeen) completed rotation steps in all")
         #expect(stepsSeen >= 50)
