@@ -16,6 +16,7 @@ let benchmarks: @Sendable () -> Void = {
     )
     rawBaselines()
     writBenchmarks()
+    issuanceParts()
 }
 
 /// Distinct messages so that no signature or verification is repeated.
