@@ -3,7 +3,7 @@
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
 //   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT
-//   2. Writ domain: WritCA
+//   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres)
 //   3. processes:  WritCLI, writ (executable)
 import PackageDescription
 
@@ -23,6 +23,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -67,6 +74,39 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+
+        // The registry's vocabulary: registration entries, selectors, and their rules.
+        .target(name: "WritModel", dependencies: ["SPIFFEIdentity", "SPIFFEX509"]),
+        // The datastore interface and its SQL implementation, shared by every backend.
+        .target(
+            name: "WritStore",
+            dependencies: [
+                "SPIFFEIdentity", "WritModel",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "WritStoreSQLite",
+            dependencies: [
+                "WritStore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "WritStorePostgres",
+            dependencies: [
+                "WritStore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -124,6 +164,13 @@ let package = Package(
             dependencies: ["WritCA", "SPIFFEX509", "SPIFFEJWT", "SPIFFEBundle", "SPIFFEIdentity", "WritTestSupport",
                            .product(name: "X509", package: "swift-certificates"),
                            .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
+        .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
+        .testTarget(
+            name: "WritStoreTests",
+            dependencies: ["WritStore", "WritStoreSQLite", "WritStorePostgres", "WritModel", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "SQLKit", package: "sql-kit")]
         ),
 
         // MARK: Benchmarks (run by scripts/bench; scripts/test only compiles them)

@@ -1,0 +1,165 @@
+import Foundation
+import SPIFFEIdentity
+import WritModel
+
+/// The server's datastore: registration entries, join tokens and the change feed, on SQLite or
+/// PostgreSQL. Every write is one transaction, and writes are serialized, so revisions are
+/// assigned in commit order and the change feed has no gaps a reader could skip past.
+///
+/// One conformance suite (`WritStoreTests`) runs every method against every backend.
+public protocol Datastore: Sendable {
+    /// Which backend holds the data.
+    var backendKind: StoreBackendKind { get }
+
+    /// The schema version the database is at.
+    func schemaVersion() async throws(StoreError) -> Int
+
+    /// Stores a new entry; `already_exists` when its id, or its SPIFFE ID + parent + selectors,
+    /// is taken. Returns the entry with its revision and times.
+    func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry
+    /// The entry with this id, or nil.
+    func entry(id: String) async throws(StoreError) -> RegistrationEntry?
+    /// Replaces an entry whose stored revision is `entry.revision`; `conflict` when it moved on,
+    /// `not_found` when it is gone, `already_exists` when the change collides with another entry.
+    func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry
+    /// Deletes an entry (at `revision`, when given); returns what was deleted.
+    func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry
+    /// One page of the entries matching `query`, ordered by entry id.
+    func listEntries(_ query: EntryQuery) async throws(StoreError) -> EntryPage
+    /// How many entries match `filter`.
+    func countEntries(_ filter: EntryFilter) async throws(StoreError) -> Int
+    /// Deletes entries whose `expires_at` is at or before `time`; returns their ids.
+    func pruneExpiredEntries(at time: Date) async throws(StoreError) -> [String]
+
+    /// The changes after `revision`, oldest first, at most `limit`.
+    func changes(after revision: Int64, limit: Int) async throws(StoreError) -> [StoreChange]
+    /// The newest revision (0 for an empty store).
+    func currentRevision() async throws(StoreError) -> Int64
+
+    /// Stores a join token (its hash only).
+    func createJoinToken(_ token: JoinTokenRecord, at time: Date) async throws(StoreError)
+    /// Uses up the token whose hash is `hash`: exactly one caller ever gets it back; an unknown,
+    /// used or expired token is `token_rejected`.
+    func consumeJoinToken(hash: String, at time: Date) async throws(StoreError) -> JoinTokenRecord
+    /// Deletes tokens that expired at or before `time`; returns how many.
+    func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int
+
+    /// Closes connections; the store is unusable afterwards.
+    func close() async
+}
+
+/// The database engine behind a store.
+public enum StoreBackendKind: String, Sendable, CaseIterable {
+    case sqlite
+    case postgres
+}
+
+/// What an entry list is filtered by. Every given condition must hold.
+public struct EntryFilter: Sendable, Hashable {
+    public var spiffeID: SPIFFEID?
+    public var parentID: SPIFFEID?
+    /// Selectors compared by ``match``; empty: no selector condition.
+    public var selectors: [Selector]
+    public var match: SelectorMatch
+    public var owner: String?
+    /// Labels the entry must carry with exactly these values.
+    public var labels: [String: String]
+
+    public init(spiffeID: SPIFFEID? = nil, parentID: SPIFFEID? = nil, selectors: [Selector] = [], match: SelectorMatch = .superset,
+                owner: String? = nil, labels: [String: String] = [:]) {
+        self.spiffeID = spiffeID
+        self.parentID = parentID
+        self.selectors = selectors
+        self.match = match
+        self.owner = owner
+        self.labels = labels
+    }
+
+    /// Whether `entry` passes every condition.
+    public func matches(_ entry: RegistrationEntry) -> Bool {
+        if let spiffeID, entry.spiffeID != spiffeID { return false }
+        if let parentID, entry.parentID != parentID { return false }
+        if let owner, entry.owner != owner { return false }
+        for (key, value) in labels where entry.labels[key] != value { return false }
+        if !selectors.isEmpty, !match.matches(Set(entry.selectors), query: Set(selectors)) { return false }
+        return true
+    }
+}
+
+/// A page request.
+public struct EntryQuery: Sendable, Hashable {
+    /// The default page size.
+    public static let defaultPageSize = 100
+    /// The largest page size.
+    public static let maximumPageSize = 1000
+
+    public var filter: EntryFilter
+    public var pageSize: Int
+    /// The `next_page_token` of the previous page; nil for the first page.
+    public var pageToken: String?
+
+    public init(filter: EntryFilter = EntryFilter(), pageSize: Int = EntryQuery.defaultPageSize, pageToken: String? = nil) {
+        self.filter = filter
+        self.pageSize = pageSize
+        self.pageToken = pageToken
+    }
+}
+
+/// One page of entries.
+public struct EntryPage: Sendable, Hashable {
+    public var entries: [RegistrationEntry]
+    /// Present when more entries may follow; pass it back for the next page. Pages are keyed
+    /// by entry id, so entries inserted meanwhile never shift or repeat what later pages hold.
+    public var nextPageToken: String?
+
+    public init(entries: [RegistrationEntry], nextPageToken: String?) {
+        self.entries = entries
+        self.nextPageToken = nextPageToken
+    }
+}
+
+/// One committed change, in revision order.
+public struct StoreChange: Sendable, Hashable {
+    /// What happened.
+    public enum Kind: String, Sendable, Hashable {
+        case entryCreated = "entry.create"
+        case entryUpdated = "entry.update"
+        case entryDeleted = "entry.delete"
+        case joinTokenCreated = "token.generate"
+        case joinTokenUsed = "token.use"
+    }
+
+    /// The revision the change committed at; strictly increasing.
+    public let revision: Int64
+    public let kind: Kind
+    /// The id of the record that changed.
+    public let recordID: String
+    public let time: Date
+
+    public init(revision: Int64, kind: Kind, recordID: String, time: Date) {
+        self.revision = revision
+        self.kind = kind
+        self.recordID = recordID
+        self.time = time
+    }
+}
+
+/// A join token as stored: never the secret itself, only its SHA-256.
+public struct JoinTokenRecord: Sendable, Hashable {
+    /// The token's public id (it names the agent: `/writ/agent/join_token/<id>`).
+    public var id: String
+    /// Lowercase hex SHA-256 of the secret.
+    public var tokenHash: String
+    /// A node alias the agent gets as well, if any.
+    public var spiffeID: SPIFFEID?
+    public var expiresAt: Date
+    public var createdAt: Date?
+
+    public init(id: String, tokenHash: String, spiffeID: SPIFFEID? = nil, expiresAt: Date, createdAt: Date? = nil) {
+        self.id = id
+        self.tokenHash = tokenHash
+        self.spiffeID = spiffeID
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+    }
+}

@@ -1,0 +1,72 @@
+/// The schema, as numbered steps. A database records the last step applied; a server applies
+/// the missing ones at start, in one transaction, and refuses a database at a step it does not
+/// know (written by a newer Writ).
+struct Migration: Sendable {
+    let version: Int
+    let sqlite: [String]
+    let postgres: [String]
+
+    func statements(for kind: StoreBackendKind) -> [String] {
+        kind == .sqlite ? sqlite : postgres
+    }
+
+    /// Every step, oldest first. Never edit a released step: add a new one.
+    static let all: [Migration] = [
+        Migration(
+            version: 1,
+            sqlite: [
+                """
+                CREATE TABLE changes (revision INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                    record_id TEXT NOT NULL, at_ms BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE entries (id TEXT PRIMARY KEY, spiffe_id TEXT NOT NULL, parent_id TEXT NOT NULL,
+                    uniqueness_hash TEXT NOT NULL UNIQUE, x509_svid_ttl BIGINT, jwt_svid_ttl BIGINT,
+                    dns_names TEXT NOT NULL, federates_with TEXT NOT NULL, admin BIGINT NOT NULL, downstream BIGINT NOT NULL,
+                    hint TEXT NOT NULL, expires_at_ms BIGINT, owner TEXT NOT NULL, labels TEXT NOT NULL,
+                    revision BIGINT NOT NULL UNIQUE, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX entries_parent_id ON entries (parent_id)",
+                "CREATE INDEX entries_spiffe_id ON entries (spiffe_id)",
+                "CREATE INDEX entries_expires_at ON entries (expires_at_ms)",
+                """
+                CREATE TABLE entry_selectors (entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+                    type TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (entry_id, type, value))
+                """,
+                "CREATE INDEX entry_selectors_type_value ON entry_selectors (type, value)",
+                """
+                CREATE TABLE join_tokens (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, spiffe_id TEXT,
+                    expires_at_ms BIGINT NOT NULL, created_at_ms BIGINT NOT NULL)
+                """,
+            ],
+            postgres: [
+                """
+                CREATE TABLE changes (revision BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL,
+                    record_id TEXT NOT NULL, at_ms BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE entries (id TEXT COLLATE "C" PRIMARY KEY, spiffe_id TEXT NOT NULL, parent_id TEXT NOT NULL,
+                    uniqueness_hash TEXT NOT NULL UNIQUE, x509_svid_ttl BIGINT, jwt_svid_ttl BIGINT,
+                    dns_names TEXT NOT NULL, federates_with TEXT NOT NULL, admin BIGINT NOT NULL, downstream BIGINT NOT NULL,
+                    hint TEXT NOT NULL, expires_at_ms BIGINT, owner TEXT NOT NULL, labels TEXT NOT NULL,
+                    revision BIGINT NOT NULL UNIQUE, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX entries_parent_id ON entries (parent_id)",
+                "CREATE INDEX entries_spiffe_id ON entries (spiffe_id)",
+                "CREATE INDEX entries_expires_at ON entries (expires_at_ms)",
+                """
+                CREATE TABLE entry_selectors (entry_id TEXT COLLATE "C" NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+                    type TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (entry_id, type, value))
+                """,
+                "CREATE INDEX entry_selectors_type_value ON entry_selectors (type, value)",
+                """
+                CREATE TABLE join_tokens (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, spiffe_id TEXT,
+                    expires_at_ms BIGINT NOT NULL, created_at_ms BIGINT NOT NULL)
+                """,
+            ]
+        ),
+    ]
+
+    /// The newest step this binary knows.
+    static var latestVersion: Int { all.last!.version }
+}

@@ -1,0 +1,54 @@
+import SQLKit
+
+/// A SQL engine under ``SQLDatastore``: it hands out a database handle inside a transaction.
+/// Backends live in their own modules (`WritStoreSQLite`, `WritStorePostgres`).
+public protocol SQLStoreBackend: Sendable {
+    /// Which engine this is (for the few statements that differ).
+    var kind: StoreBackendKind { get }
+    /// Runs `body` in one write transaction, committed when it returns and rolled back when it
+    /// throws. Write transactions never run concurrently (SQLite: `BEGIN IMMEDIATE` on the one
+    /// connection; PostgreSQL: a transaction-scoped advisory lock), so revisions follow commit
+    /// order.
+    func write<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
+    /// Runs `body` in a read-only transaction that sees one consistent snapshot.
+    func read<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
+    /// Closes the connections.
+    func close() async
+}
+
+/// Points inside a write where tests inject failures to prove that nothing of a failed write
+/// remains. Production stores have no faults.
+public enum StoreFaultPoint: String, Sendable, CaseIterable {
+    /// After the entry's row, before its selectors.
+    case afterEntryRow = "after_entry_row"
+    /// After the selectors, before the change is recorded.
+    case afterSelectors = "after_selectors"
+    /// After everything, just before commit.
+    case beforeCommit = "before_commit"
+}
+
+/// A fault injector: called at each ``StoreFaultPoint``; throwing aborts the transaction.
+public struct StoreFaults: Sendable {
+    let hook: @Sendable (StoreFaultPoint) throws(StoreError) -> Void
+
+    public init(_ hook: @escaping @Sendable (StoreFaultPoint) throws(StoreError) -> Void) {
+        self.hook = hook
+    }
+}
+
+extension SQLDatabase {
+    /// Runs `body` between `begin` and `COMMIT` on this connection, and rolls back when it
+    /// throws. The caller guarantees nothing else uses the connection meanwhile.
+    public func runTransaction<T: Sendable>(isolation: isolated (any Actor)? = #isolation, begin: SQLQueryString,
+                                            _ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await raw(begin).run()
+        do {
+            let result = try await body(self)
+            try await raw("COMMIT").run()
+            return result
+        } catch {
+            try? await raw("ROLLBACK").run()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import SQLiteKit
+import SQLiteNIO
+import SQLKit
+import WritStore
+
+/// The SQLite backend: one file, WAL journal, `synchronous=FULL` (a commit is on disk before it
+/// is acknowledged), foreign keys on, one connection whose transactions run one at a time.
+public final class SQLiteBackend: SQLStoreBackend {
+    public let kind = StoreBackendKind.sqlite
+    /// The database file.
+    public let path: String
+    private let connection: SQLiteConnection
+    private let mutex = AsyncMutex()
+
+    private init(path: String, connection: SQLiteConnection) {
+        self.path = path
+        self.connection = connection
+    }
+
+    /// Opens (creating if needed, mode 0600) the database file at `path`.
+    public static func open(path: String, logger: Logger = Logger(label: "writ.store.sqlite")) async throws(StoreError) -> SQLiteBackend {
+        let directory = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw StoreError(.unavailable, "cannot open the SQLite datastore `\(path)`: its directory does not exist")
+        }
+        let existed = FileManager.default.fileExists(atPath: path)
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        } catch {
+            throw StoreError(.unavailable, "cannot open the SQLite datastore `\(path)`", cause: error)
+        }
+        let backend = SQLiteBackend(path: path, connection: connection)
+        do {
+            let db = connection.sql()
+            let mode = try await db.raw("PRAGMA journal_mode = WAL").first()?.decode(column: "journal_mode", as: String.self)
+            guard mode?.lowercased() == "wal" else {
+                throw StoreError(.unavailable, "the SQLite datastore `\(path)` cannot use a WAL journal (got `\(mode ?? "nothing")`)")
+            }
+            try await db.raw("PRAGMA synchronous = FULL").run()
+            try await db.raw("PRAGMA foreign_keys = ON").run()
+            try await db.raw("PRAGMA busy_timeout = 10000").run()
+            if !existed { _ = chmod(path, 0o600) }
+        } catch let error as StoreError {
+            await backend.close()
+            throw error
+        } catch {
+            await backend.close()
+            throw StoreError(.unavailable, "the file `\(path)` is not an SQLite database or cannot be configured", cause: error)
+        }
+        return backend
+    }
+
+    public func write<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await transaction(begin: "BEGIN IMMEDIATE", body)
+    }
+
+    public func read<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await transaction(begin: "BEGIN DEFERRED", body)
+    }
+
+    private func transaction<T: Sendable>(begin: SQLQueryString, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        try await mutex.withLock {
+            try await connection.sql().runTransaction(begin: begin, body)
+        }
+    }
+
+    /// `PRAGMA integrity_check`: `ok` for a sound file, else SQLite's list of problems.
+    public func integrityCheck() async throws -> String {
+        try await mutex.withLock {
+            let rows = try await connection.sql().raw("PRAGMA integrity_check").all()
+            return try rows.map { try $0.decode(column: "integrity_check", as: String.self) }.joined(separator: "\n")
+        }
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+}
