@@ -30,6 +30,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -111,11 +116,28 @@ let package = Package(
         ),
 
         // MARK: 3. Processes
+        // The server process: datastore, admin API on its Unix socket.
+        .target(
+            name: "WritServer",
+            dependencies: [
+                "SPIFFEIdentity", "WritModel", "WritStore", "WritStoreSQLite", "WritStorePostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "writ", dependencies: ["WritCLI"]),
@@ -167,6 +189,12 @@ let package = Package(
         ),
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
+        // Acceptance tests: the real `writ` binary as separate processes over real sockets.
+        .testTarget(
+            name: "WritServerTests",
+            dependencies: ["WritServer", "WritModel", "WritStore", "SPIFFEIdentity", "WritTestSupport", "WritStorePostgres", "WritStoreSQLite",
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "WritStoreTests",
             dependencies: ["WritStore", "WritStoreSQLite", "WritStorePostgres", "WritModel", "SPIFFEIdentity", "WritTestSupport",

@@ -12,13 +12,15 @@ public struct WritCommand: AsyncParsableCommand {
 
             Start here:
               writ dev          run the whole system on this machine (embedded SQLite)
+              writ server run   run the server of one trust domain
+              writ entry …      manage registration entries (talks to the server's admin socket)
               writ version      print the version and the standards Writ implements
 
             Exit codes: 0 ok, 1 failure, 2 negative answer, 3 not found, 4 conflict,
             5 not authorized, 64 usage error, 69 server unreachable.
             """,
         version: WritVersion.string,
-        subcommands: [DevCommand.self, VersionCommand.self]
+        subcommands: [ServerCommand.self, EntryCommand.self, TokenCommand.self, DevCommand.self, VersionCommand.self]
     )
 
     public init() {}

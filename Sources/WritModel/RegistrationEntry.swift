@@ -75,12 +75,39 @@ public struct RegistrationEntry: Sendable, Hashable, Codable {
         ([spiffeID.uri, parentID.uri] + selectors.map(\.description)).joined(separator: "\n")
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, selectors, admin, downstream, hint, owner, labels, revision
         case spiffeID = "spiffe_id", parentID = "parent_id"
         case x509SVIDTTL = "x509_svid_ttl", jwtSVIDTTL = "jwt_svid_ttl"
         case dnsNames = "dns_names", federatesWith = "federates_with"
         case expiresAt = "expires_at", createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    /// The JSON fields of an entry (the admin API refuses any other).
+    public static let jsonFields: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
+
+    /// Decodes the admin API's JSON form: `spiffe_id`, `parent_id` and `selectors` are
+    /// required; `id` is generated when absent; everything else has its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decodeIfPresent(String.self, forKey: .id) ?? RegistrationEntry.newID(),
+            spiffeID: try c.decode(SPIFFEID.self, forKey: .spiffeID),
+            parentID: try c.decode(SPIFFEID.self, forKey: .parentID),
+            selectors: try c.decode([Selector].self, forKey: .selectors),
+            x509SVIDTTL: try c.decodeIfPresent(Int.self, forKey: .x509SVIDTTL),
+            jwtSVIDTTL: try c.decodeIfPresent(Int.self, forKey: .jwtSVIDTTL),
+            dnsNames: try c.decodeIfPresent([String].self, forKey: .dnsNames) ?? [],
+            federatesWith: try c.decodeIfPresent([TrustDomain].self, forKey: .federatesWith) ?? [],
+            admin: try c.decodeIfPresent(Bool.self, forKey: .admin) ?? false,
+            downstream: try c.decodeIfPresent(Bool.self, forKey: .downstream) ?? false,
+            hint: try c.decodeIfPresent(String.self, forKey: .hint) ?? "",
+            expiresAt: try c.decodeIfPresent(Date.self, forKey: .expiresAt),
+            owner: try c.decodeIfPresent(String.self, forKey: .owner) ?? "",
+            labels: try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:],
+            revision: try c.decodeIfPresent(Int64.self, forKey: .revision) ?? 0,
+            createdAt: try c.decodeIfPresent(Date.self, forKey: .createdAt),
+            updatedAt: try c.decodeIfPresent(Date.self, forKey: .updatedAt))
     }
 }
 

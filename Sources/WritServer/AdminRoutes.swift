@@ -1,0 +1,281 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SPIFFEIdentity
+import WritModel
+import WritStore
+
+/// The admin API's routes (`/v1`), as `api/admin.v1.openapi.yaml` describes them. Errors are
+/// `{code, message, field?}`; store and validation errors map to HTTP status in ``status(for:)``
+/// and nowhere else.
+public struct AdminRoutes: Sendable {
+    static let maximumBodySize = 1 << 20
+
+    let store: any Datastore
+    let rules: EntryRules
+    let datastoreDescription: String
+    let metrics: ServerMetrics
+    let now: @Sendable () -> Date
+
+    /// Every route as (method, path), for the test that compares them with the OpenAPI document.
+    public static let routes: [(HTTPRequest.Method, String)] = [
+        (.get, "/v1/health"),
+        (.post, "/v1/entries"), (.get, "/v1/entries"), (.get, "/v1/entries-count"),
+        (.get, "/v1/entries/{id}"), (.put, "/v1/entries/{id}"), (.delete, "/v1/entries/{id}"),
+        (.post, "/v1/join-tokens"),
+    ]
+
+    func register(on router: Router<AdminContext>) {
+        let v1 = router.group("v1")
+        v1.get("health") { _, _ in
+            Self.json(.ok, AdminAPI.Health(status: "serving", trustDomain: rules.trustDomain.name, datastore: datastoreDescription))
+        }
+        v1.post("entries") { request, context in try await guarded(context) { try await create(request, context) } }
+        v1.get("entries") { request, context in try await guarded(context) { try await list(request) } }
+        v1.get("entries-count") { request, context in try await guarded(context) { try await count(request) } }
+        v1.get("entries/{id}") { _, context in
+            try await guarded(context) {
+                let id = try entryID(context)
+                guard let entry = try await store.entry(id: id) else {
+                    throw AdminAPI.ErrorBody(code: "not_found", message: "no entry with id `\(id)`")
+                }
+                return Self.json(.ok, entry)
+            }
+        }
+        v1.put("entries/{id}") { request, context in try await guarded(context) { try await update(request, context) } }
+        v1.delete("entries/{id}") { request, context in try await guarded(context) { try await delete(request, context) } }
+        v1.post("join-tokens") { request, context in try await guarded(context) { try await createJoinToken(request, context) } }
+    }
+
+    // MARK: handlers
+
+    private func create(_ request: Request, _ context: AdminContext) async throws -> Response {
+        let entries = try AdminAPI.decodeEntries(try await body(request))
+        var results: [AdminAPI.EntryResult] = []
+        for decoded in entries {
+            do {
+                let entry = try decoded.get()
+                try rules.check(entry)
+                let stored = try await store.createEntry(entry, at: now())
+                context.logger.info("entry created", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "spiffe_id": "\(stored.spiffeID)"])
+                results.append(AdminAPI.EntryResult(entry: stored))
+            } catch {
+                results.append(AdminAPI.EntryResult(error: Self.body(for: error)))
+            }
+        }
+        return Self.json(.ok, AdminAPI.CreateEntriesResponse(results: results))
+    }
+
+    private func update(_ request: Request, _ context: AdminContext) async throws -> Response {
+        let id = try entryID(context)
+        let raw = try await body(request)
+        var entry = try AdminAPI.decodeEntry(raw)
+        // The body's id, when present, must name the same entry as the path.
+        if let object = try? JSONSerialization.jsonObject(with: raw) as? [String: Any], object["id"] != nil, entry.id != id {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the body's id `\(entry.id)` differs from the path's `\(id)`", field: "id")
+        }
+        entry.id = id
+        guard entry.revision > 0 else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "an update needs the `revision` it was read at", field: "revision")
+        }
+        try rules.check(entry)
+        let stored = try await store.updateEntry(entry, at: now())
+        context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
+        return Self.json(.ok, stored)
+    }
+
+    private func delete(_ request: Request, _ context: AdminContext) async throws -> Response {
+        let id = try entryID(context)
+        let query = try QueryParameters(request, allowed: ["revision"])
+        var revision: Int64?
+        if let text = query.single("revision") {
+            guard let value = Int64(text), value > 0 else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid revision `\(text)`: a positive integer", field: "revision")
+            }
+            revision = value
+        }
+        let deleted = try await store.deleteEntry(id: id, revision: revision, at: now())
+        context.logger.info("entry deleted", metadata: ["actor": "\(context.caller!)", "entry_id": "\(id)"])
+        return Self.json(.ok, deleted)
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let query = try QueryParameters(request, allowed: ["spiffe_id", "parent_id", "selector", "match", "owner", "label", "page_size", "page_token"])
+        let filter = try query.entryFilter()
+        var pageSize = EntryQuery.defaultPageSize
+        if let text = query.single("page_size") {
+            guard let value = Int(text), (1...EntryQuery.maximumPageSize).contains(value) else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid page_size `\(text)`: between 1 and \(EntryQuery.maximumPageSize)", field: "page_size")
+            }
+            pageSize = value
+        }
+        let page = try await store.listEntries(EntryQuery(filter: filter, pageSize: pageSize, pageToken: query.single("page_token")))
+        return Self.json(.ok, AdminAPI.EntryList(entries: page.entries, nextPageToken: page.nextPageToken))
+    }
+
+    private func count(_ request: Request) async throws -> Response {
+        let query = try QueryParameters(request, allowed: ["spiffe_id", "parent_id", "selector", "match", "owner", "label"])
+        return Self.json(.ok, AdminAPI.Count(count: try await store.countEntries(try query.entryFilter())))
+    }
+
+    private func createJoinToken(_ request: Request, _ context: AdminContext) async throws -> Response {
+        let raw = try await body(request)
+        let object = (try? JSONSerialization.jsonObject(with: raw.isEmpty ? Data("{}".utf8) : raw)) as? [String: Any]
+        guard let object else { throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the request body must be a JSON object") }
+        for key in object.keys where !["ttl", "spiffe_id"].contains(key) {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "unknown field `\(key)`", field: key)
+        }
+        let parameters: AdminAPI.CreateJoinTokenRequest
+        do { parameters = try AdminAPI.decoder().decode(AdminAPI.CreateJoinTokenRequest.self, from: raw.isEmpty ? Data("{}".utf8) : raw) } catch {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`ttl` must be an integer and `spiffe_id` a string")
+        }
+        let ttl = parameters.ttl ?? 600
+        guard (EntryRules.minimumTTL...EntryRules.maximumTTL).contains(ttl) else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid ttl `\(ttl)s`: between 10s and 7d", field: "ttl")
+        }
+        let token = JoinTokenSecret.generate()
+        var alias: RegistrationEntry?
+        if let text = parameters.spiffeID {
+            let id: SPIFFEID
+            do { id = try SPIFFEID(parsing: text) } catch {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid spiffe_id: \(error.message)", field: "spiffe_id")
+            }
+            let entry = RegistrationEntry(spiffeID: id, parentID: rules.serverID, selectors: [try Selector(type: "join_token", value: "id:\(token.id)")])
+            try rules.check(entry)
+            alias = entry
+        }
+        let time = now()
+        let expiresAt = time.addingTimeInterval(TimeInterval(ttl))
+        try await store.createJoinToken(JoinTokenRecord(id: token.id, tokenHash: token.hash, spiffeID: alias?.spiffeID, expiresAt: expiresAt), at: time)
+        if let alias { _ = try await store.createEntry(alias, at: time) }
+        let agentID = "spiffe://\(rules.trustDomain.name)/writ/agent/join_token/\(token.id)"
+        metrics.joinTokens.increment()
+        context.logger.info("join token generated", metadata: ["actor": "\(context.caller!)", "token_id": "\(token.id)", "expires_at": "\(expiresAt)"])
+        return Self.json(.ok, AdminAPI.JoinToken(token: token.secret, id: token.id, agentID: agentID, expiresAt: expiresAt, nodeAliasEntryID: alias?.id))
+    }
+
+    // MARK: plumbing
+
+    private func entryID(_ context: AdminContext) throws -> String {
+        let id = context.parameters.get("id") ?? ""
+        do { try EntryRules.checkID(id) } catch {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: error.message, field: "id")
+        }
+        return id
+    }
+
+    private func body(_ request: Request) async throws -> Data {
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: Self.maximumBodySize)
+            return Data(buffer: buffer)
+        } catch {
+            // Hummingbird refuses a body over the limit while collecting it.
+            throw AdminAPI.ErrorBody(code: "payload_too_large", message: "the request body is larger than 1 MiB (or was cut short)")
+        }
+    }
+
+    /// Runs a handler and turns any error into the API's error body with its status.
+    private func guarded(_ context: AdminContext, _ handler: () async throws -> Response) async throws -> Response {
+        do {
+            return try await handler()
+        } catch {
+            let body = Self.body(for: error)
+            if body.code == "unavailable" || body.code == "internal" {
+                context.logger.error("admin request failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            return Self.json(Self.status(for: body.code), body)
+        }
+    }
+
+    static func body(for error: any Error) -> AdminAPI.ErrorBody {
+        switch error {
+        case let body as AdminAPI.ErrorBody: return body
+        case let error as ModelError: return AdminAPI.ErrorBody(code: "invalid_argument", message: error.message, field: error.field)
+        case let error as StoreError:
+            switch error.code {
+            case .notFound: return .init(code: "not_found", message: error.message)
+            case .alreadyExists: return .init(code: "already_exists", message: error.message)
+            case .conflict: return .init(code: "conflict", message: error.message)
+            case .invalidArgument: return .init(code: "invalid_argument", message: error.message)
+            case .tokenRejected: return .init(code: "permission_denied", message: error.message)
+            case .unavailable, .schemaTooNew, .corrupt, .injectedFault: return .init(code: "unavailable", message: "the datastore failed: \(error.message)")
+            }
+        default: return .init(code: "internal", message: "internal error")
+        }
+    }
+
+    static func status(for code: String) -> HTTPResponse.Status {
+        switch code {
+        case "invalid_argument": return .badRequest
+        case "unauthenticated": return .unauthorized
+        case "permission_denied": return .forbidden
+        case "not_found": return .notFound
+        case "already_exists", "conflict": return .conflict
+        case "payload_too_large": return .contentTooLarge
+        case "unavailable": return .serviceUnavailable
+        default: return .internalServerError
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let data = (try? AdminAPI.encoder().encode(value)) ?? Data(#"{"code":"internal","message":"encoding failed"}"#.utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, code: String, _ message: String) -> Response {
+        json(status, AdminAPI.ErrorBody(code: code, message: message))
+    }
+}
+
+/// A request's query parameters, checked: unknown names are refused.
+struct QueryParameters {
+    let values: [(String, String)]
+
+    init(_ request: Request, allowed: Set<String>) throws {
+        var values: [(String, String)] = []
+        for (name, value) in request.uri.queryParameters {
+            let key = String(name)
+            guard allowed.contains(key) else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "unknown query parameter `\(key)` (known: \(allowed.sorted().joined(separator: ", ")))", field: key)
+            }
+            values.append((key, String(value)))
+        }
+        self.values = values
+    }
+
+    func single(_ name: String) -> String? { values.last { $0.0 == name }?.1 }
+    func all(_ name: String) -> [String] { values.filter { $0.0 == name }.map(\.1) }
+
+    func entryFilter() throws -> EntryFilter {
+        var filter = EntryFilter()
+        func id(_ name: String) throws -> SPIFFEID? {
+            guard let text = single(name) else { return nil }
+            do { return try SPIFFEID(parsing: text) } catch {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid \(name): \(error.message)", field: name)
+            }
+        }
+        filter.spiffeID = try id("spiffe_id")
+        filter.parentID = try id("parent_id")
+        filter.owner = single("owner")
+        for text in all("selector") {
+            do { filter.selectors.append(try Selector(parsing: text)) } catch {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: error.message, field: "selector")
+            }
+        }
+        if let match = single("match") {
+            guard let mode = SelectorMatch(rawValue: match) else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid match `\(match)`: exact, subset, superset or any", field: "match")
+            }
+            filter.match = mode
+        }
+        for text in all("label") {
+            guard let eq = text.firstIndex(of: "=") else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid label `\(text)`: it must be `key=value`", field: "label")
+            }
+            filter.labels[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        return filter
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Hummingbird
+import Prometheus
+import WritModel
+import WritStore
+
+/// The server's Prometheus metrics, served on `GET /metrics` of the HTTP listener.
+public final class ServerMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let entries: Gauge
+    let joinTokens: Counter
+
+    public init() {
+        entries = registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "entries", helpText: "Registration entries in the datastore (counted at scrape)."))
+        joinTokens = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "join_tokens_generated", unitName: "total", helpText: "Join tokens generated."))
+    }
+
+    /// Counts an admin request by route and status.
+    func adminRequest(method: String, route: String, status: Int) {
+        registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "admin_requests", unitName: "total",
+                                               helpText: "Admin API requests by route and HTTP status."),
+                             labels: [("method", method), ("route", route), ("status", String(status))]).increment()
+    }
+
+    /// Records how long a datastore operation took and whether it failed.
+    func datastore(_ operation: String, seconds: Duration, failed: Bool) {
+        registry.makeDurationHistogram(descriptor: .init(namespace: "writ", metricName: "datastore_operation", unitName: "seconds",
+                                                         helpText: "Datastore operation latency."),
+                                       labels: [("operation", operation)],
+                                       buckets: [.microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50),
+                                                 .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(5)]).record(seconds)
+        if failed {
+            registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "datastore_errors", unitName: "total",
+                                                   helpText: "Datastore operations that failed."),
+                                 labels: [("operation", operation)]).increment()
+        }
+    }
+}
+
+/// Counts every admin request (after authentication and routing).
+struct AdminMetricsMiddleware: RouterMiddleware {
+    typealias Context = AdminContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: AdminContext, next: (Request, AdminContext) async throws -> Response) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            metrics.adminRequest(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: response.status.code)
+            return response
+        } catch let error as HTTPError {
+            metrics.adminRequest(method: request.method.rawValue, route: context.endpointPath ?? "unmatched", status: error.status.code)
+            throw error
+        }
+    }
+}
+
+/// A datastore that times every call into ``ServerMetrics``.
+struct MeasuredDatastore: Datastore {
+    let inner: any Datastore
+    let metrics: ServerMetrics
+
+    var backendKind: StoreBackendKind { inner.backendKind }
+
+    private func measure<T>(_ operation: String, _ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
+        let start = ContinuousClock.now
+        do {
+            let result = try await body()
+            metrics.datastore(operation, seconds: ContinuousClock.now - start, failed: false)
+            return result
+        } catch {
+            metrics.datastore(operation, seconds: ContinuousClock.now - start, failed: error.code == .unavailable || error.code == .corrupt)
+            throw error
+        }
+    }
+
+    func schemaVersion() async throws(StoreError) -> Int { try await measure("schema_version") { () async throws(StoreError) in try await inner.schemaVersion() } }
+    func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
+        try await measure("create_entry") { () async throws(StoreError) in try await inner.createEntry(entry, at: time) }
+    }
+    func entry(id: String) async throws(StoreError) -> RegistrationEntry? { try await measure("get_entry") { () async throws(StoreError) in try await inner.entry(id: id) } }
+    func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
+        try await measure("update_entry") { () async throws(StoreError) in try await inner.updateEntry(entry, at: time) }
+    }
+    func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry {
+        try await measure("delete_entry") { () async throws(StoreError) in try await inner.deleteEntry(id: id, revision: revision, at: time) }
+    }
+    func listEntries(_ query: EntryQuery) async throws(StoreError) -> EntryPage { try await measure("list_entries") { () async throws(StoreError) in try await inner.listEntries(query) } }
+    func countEntries(_ filter: EntryFilter) async throws(StoreError) -> Int { try await measure("count_entries") { () async throws(StoreError) in try await inner.countEntries(filter) } }
+    func pruneExpiredEntries(at time: Date) async throws(StoreError) -> [String] {
+        try await measure("prune_entries") { () async throws(StoreError) in try await inner.pruneExpiredEntries(at: time) }
+    }
+    func changes(after revision: Int64, limit: Int) async throws(StoreError) -> [StoreChange] {
+        try await measure("changes") { () async throws(StoreError) in try await inner.changes(after: revision, limit: limit) }
+    }
+    func currentRevision() async throws(StoreError) -> Int64 { try await measure("current_revision") { () async throws(StoreError) in try await inner.currentRevision() } }
+    func createJoinToken(_ token: JoinTokenRecord, at time: Date) async throws(StoreError) {
+        try await measure("create_join_token") { () async throws(StoreError) in try await inner.createJoinToken(token, at: time) }
+    }
+    func consumeJoinToken(hash: String, at time: Date) async throws(StoreError) -> JoinTokenRecord {
+        try await measure("consume_join_token") { () async throws(StoreError) in try await inner.consumeJoinToken(hash: hash, at: time) }
+    }
+    func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int { try await measure("prune_join_tokens") { () async throws(StoreError) in try await inner.pruneJoinTokens(at: time) } }
+    func close() async { await inner.close() }
+}

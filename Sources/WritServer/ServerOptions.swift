@@ -1,0 +1,46 @@
+import Foundation
+import SPIFFEIdentity
+
+/// What `writ server run` is told: where its data lives, which trust domain it is the authority
+/// of, which datastore to use and who may administer it.
+public struct ServerOptions: Sendable {
+    /// The admin socket when none is given (also the CLI's default).
+    public static let defaultAdminSocket = "/tmp/writ-server/admin.sock"
+
+    /// Holds the SQLite datastore (by default), keys and `ready.json`.
+    public var dataDirectory: String
+    public var trustDomain: TrustDomain
+    /// `sqlite:<path>` or `postgres://…`; nil: `sqlite:<data-dir>/datastore.sqlite3`.
+    public var datastore: String?
+    /// The admin API's Unix socket.
+    public var adminSocket: String
+    /// Besides root and the server's own user, the uids allowed on the admin socket.
+    public var adminUIDs: [UInt32]
+    /// Gids whose members are allowed on the admin socket.
+    public var adminGIDs: [UInt32]
+    /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
+    public var httpListen: ListenAddress
+
+    public init(dataDirectory: String, trustDomain: TrustDomain, datastore: String? = nil, adminSocket: String = ServerOptions.defaultAdminSocket,
+                adminUIDs: [UInt32] = [], adminGIDs: [UInt32] = [], httpListen: ListenAddress = try! ListenAddress(parsing: "127.0.0.1:8080")) {
+        self.dataDirectory = dataDirectory
+        self.trustDomain = trustDomain
+        self.datastore = datastore
+        self.adminSocket = adminSocket
+        self.adminUIDs = adminUIDs
+        self.adminGIDs = adminGIDs
+        self.httpListen = httpListen
+    }
+
+    /// The datastore URL in effect.
+    public var datastoreURL: String {
+        datastore ?? "sqlite:" + (dataDirectory as NSString).appendingPathComponent("datastore.sqlite3")
+    }
+}
+
+/// Why the server could not start or serve; the message says what to fix.
+public struct ServerError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

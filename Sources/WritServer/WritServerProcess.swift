@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SPIFFEIdentity
+import WritModel
+import WritStore
+import WritStorePostgres
+import WritStoreSQLite
+
+/// `writ server run`: opens the datastore, serves the admin API on its Unix socket, writes
+/// `<data-dir>/ready.json` once listening, and stops cleanly on SIGTERM or SIGINT.
+public enum WritServerProcess {
+    /// Runs until a shutdown signal.
+    public static func run(_ options: ServerOptions, logger: Logger) async throws {
+        try prepareDataDirectory(options.dataDirectory)
+        try prepareSocketDirectory(for: options.adminSocket)
+        let url = options.datastoreURL
+        try await withDatastore(url, logger: logger) { rawStore, description in
+            let metrics = ServerMetrics()
+            let store = MeasuredDatastore(inner: rawStore, metrics: metrics)
+            let routes = AdminRoutes(store: store, rules: EntryRules(trustDomain: options.trustDomain),
+                                     datastoreDescription: description, metrics: metrics, now: { Date() })
+            let router = Router(context: AdminContext.self)
+            router.add(middleware: AdminMetricsMiddleware(metrics: metrics))
+            router.add(middleware: AdminAuthenticationMiddleware(policy: AdminPolicy(uids: options.adminUIDs, gids: options.adminGIDs)))
+            routes.register(on: router)
+            let socket = options.adminSocket
+            let readiness = Readiness(expected: ["admin_socket", "http_listen"]) { bound in
+                try writeReady(options: options, datastore: description, bound: bound)
+                logger.info("writ server ready", metadata: ["trust_domain": "\(options.trustDomain)", "admin_socket": "\(socket)",
+                                                            "http_listen": "\(bound["http_listen"] ?? "")", "datastore": "\(description)"])
+            }
+            let admin = Application(
+                router: router,
+                configuration: .init(address: .unixDomainSocket(path: socket), serverName: "writ"),
+                onServerRunning: { _ in
+                    // Anyone may connect; SO_PEERCRED decides who is served.
+                    _ = chmod(socket, 0o666)
+                    do { try await readiness.listening("admin_socket", at: socket) } catch {
+                        logger.error("cannot write ready.json", metadata: ["error": "\(error)"])
+                    }
+                },
+                logger: logger)
+            let operations = Router()
+            OperationsRoutes(store: store, metrics: metrics).register(on: operations)
+            let http = Application(
+                router: operations,
+                configuration: .init(address: .hostname(options.httpListen.host, port: options.httpListen.port), serverName: "writ"),
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? options.httpListen.port
+                    let address = ListenAddress(host: options.httpListen.host, port: port).description
+                    do { try await readiness.listening("http_listen", at: address) } catch {
+                        logger.error("cannot write ready.json", metadata: ["error": "\(error)"])
+                    }
+                },
+                logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [admin, http], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            try? FileManager.default.removeItem(atPath: (options.dataDirectory as NSString).appendingPathComponent("ready.json"))
+        }
+    }
+
+    /// Opens the datastore named by `url` (`sqlite:<path>` or `postgres://…`) for `body`.
+    public static func withDatastore(_ url: String, logger: Logger,
+                                     _ body: (any Datastore, String) async throws -> Void) async throws {
+        if url.hasPrefix("sqlite:") {
+            let path = String(url.dropFirst("sqlite:".count))
+            guard path.hasPrefix("/") else { throw ServerError("invalid datastore `\(url)`: a SQLite datastore is `sqlite:/absolute/path`") }
+            let backend = try await SQLiteBackend.open(path: path, logger: logger)
+            let store: SQLDatastore
+            do { store = try await SQLDatastore(backend: backend) } catch {
+                await backend.close()
+                throw error
+            }
+            do { try await body(store, url) } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+        } else if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            let parsed = try PostgresURL(parsing: url)
+            try await PostgresBackend.withBackend(url: parsed, logger: logger) { backend in
+                let store = try await SQLDatastore(backend: backend)
+                try await body(store, parsed.description)
+            }
+        } else {
+            throw ServerError("invalid datastore `\(url.prefix(40))`: use `sqlite:/path/datastore.sqlite3` or `postgres://user@host:port/database`")
+        }
+    }
+
+    static func prepareDataDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw ServerError("the data directory `\(path)` is a file") }
+        } else {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+                throw ServerError("cannot create the data directory `\(path)`: \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// The socket's directory is created 0700; an existing one must belong to this user.
+    static func prepareSocketDirectory(for socket: String) throws {
+        guard socket.utf8.count < 100 else { throw ServerError("the admin socket path `\(socket)` is \(socket.utf8.count) bytes: it must stay under 100") }
+        guard socket.hasPrefix("/") else { throw ServerError("the admin socket path `\(socket)` must be absolute") }
+        let directory = (socket as NSString).deletingLastPathComponent
+        var info = stat()
+        if stat(directory, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw ServerError("the admin socket's directory `\(directory)` is not a directory") }
+            guard info.st_uid == getuid() else {
+                throw ServerError("the admin socket's directory `\(directory)` belongs to uid \(info.st_uid), not to this server's uid \(getuid()): refusing to serve from it")
+            }
+            guard info.st_mode & 0o022 == 0 else {
+                throw ServerError("the admin socket's directory `\(directory)` is writable by others (mode \(String(info.st_mode & 0o777, radix: 8))): make it 0700 or 0711")
+            }
+        } else {
+            guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+                throw ServerError("cannot create the admin socket's directory `\(directory)`: \(String(cString: strerror(errno)))")
+            }
+        }
+        if lstat(socket, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else { throw ServerError("`\(socket)` exists and is not a socket: refusing to replace it") }
+            unlink(socket)
+        }
+    }
+
+    static func writeReady(options: ServerOptions, datastore: String, bound: [String: String]) throws {
+        var ready: [String: Any] = ["pid": Int(getpid()), "trust_domain": options.trustDomain.name, "datastore": datastore]
+        for (name, address) in bound { ready[name] = address }
+        let data = try JSONSerialization.data(withJSONObject: ready, options: [.sortedKeys])
+        let path = (options.dataDirectory as NSString).appendingPathComponent("ready.json")
+        let temporary = path + ".tmp"
+        try data.write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, path) == 0 else { throw ServerError("cannot write `\(path)`: \(String(cString: strerror(errno)))") }
+    }
+}
