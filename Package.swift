@@ -84,6 +84,8 @@ let package = Package(
 
         // The registry's vocabulary: registration entries, selectors, and their rules.
         .target(name: "WritModel", dependencies: ["SPIFFEIdentity", "SPIFFEX509"]),
+        // Configuration files (a strict TOML subset) and option schemas: flag > env > file > default.
+        .target(name: "WritConfig"),
         // The datastore interface and its SQL implementation, shared by every backend.
         .target(
             name: "WritStore",
@@ -120,7 +122,7 @@ let package = Package(
         .target(
             name: "WritServer",
             dependencies: [
-                "SPIFFEIdentity", "WritModel", "WritStore", "WritStoreSQLite", "WritStorePostgres",
+                "SPIFFEIdentity", "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,7 +134,7 @@ let package = Package(
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritServer",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -189,6 +191,7 @@ let package = Package(
         ),
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
+        .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
         // Acceptance tests: the real `writ` binary as separate processes over real sockets.
         .testTarget(
             name: "WritServerTests",

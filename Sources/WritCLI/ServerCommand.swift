@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SPIFFEIdentity
+import WritConfig
 import WritServer
 
 /// `writ server …`: the authority of one trust domain.
@@ -9,56 +10,37 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run the Writ server: registry, datastore and the admin API.",
-        subcommands: [Run.self]
+        subcommands: [Run.self, Validate.self]
     )
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the server until SIGTERM or SIGINT.",
             discussion: """
-                Writes <data-dir>/ready.json once the admin socket listens.
+                Every option is also a key of the config file (see conf/server.toml) and an \
+                environment variable: --data-dir is data_dir in [server] and WRIT_DATA_DIR; \
+                --admin-uids is uids in [admin] and WRIT_ADMIN_UIDS. A flag beats the \
+                environment, which beats the file, which beats the default. Writes \
+                <data-dir>/ready.json once every listener is up.
 
                 Examples:
                   writ server run --data-dir /var/lib/writ --trust-domain example.org
-                  writ server run --data-dir /var/lib/writ --trust-domain example.org \\
-                      --datastore postgres://writ@db.internal:5432/writ?sslmode=require
+                  writ server run --config /etc/writ/server.toml
+                  writ server run --config /etc/writ/server.toml \\
+                      --datastore 'postgres://writ@db.internal:5432/writ?sslmode=require'
                 """)
 
-        @Option(help: ArgumentHelp("Where the server keeps its data (env WRIT_DATA_DIR).", valueName: "dir"))
-        var dataDir: String = ProcessInfo.processInfo.environment["WRIT_DATA_DIR"] ?? ""
-        @Option(help: ArgumentHelp("The trust domain this server is the authority of (env WRIT_TRUST_DOMAIN).", valueName: "td"))
-        var trustDomain: String = ProcessInfo.processInfo.environment["WRIT_TRUST_DOMAIN"] ?? ""
-        @Option(help: ArgumentHelp("sqlite:/path or postgres://user@host:port/db (env WRIT_DATASTORE; default sqlite:<data-dir>/datastore.sqlite3).", valueName: "url"))
-        var datastore: String? = ProcessInfo.processInfo.environment["WRIT_DATASTORE"]
-        @Option(help: ArgumentHelp("The admin API's Unix socket (env WRIT_ADMIN_SOCKET).", valueName: "path"))
-        var adminSocket: String = ProcessInfo.processInfo.environment["WRIT_ADMIN_SOCKET"] ?? ServerOptions.defaultAdminSocket
-        @Option(name: .customLong("admin-uid"), help: ArgumentHelp("Another uid allowed on the admin socket (repeat).", valueName: "uid"))
-        var adminUIDs: [UInt32] = []
-        @Option(name: .customLong("admin-gid"), help: ArgumentHelp("A gid whose members are allowed on the admin socket (repeat).", valueName: "gid"))
-        var adminGIDs: [UInt32] = []
-        @Option(help: ArgumentHelp("Listener for /healthz, /readyz and /metrics; port 0 picks one (env WRIT_HTTP_LISTEN).", valueName: "host:port"))
-        var httpListen: String = ProcessInfo.processInfo.environment["WRIT_HTTP_LISTEN"] ?? "127.0.0.1:8080"
-        @Option(help: "trace, debug, info (default), notice, warning, error or critical.")
-        var logLevel: String = ProcessInfo.processInfo.environment["WRIT_LOG_LEVEL"] ?? "info"
-
-        func validate() throws {
-            guard !dataDir.isEmpty else { throw ValidationError("--data-dir is required") }
-            guard !trustDomain.isEmpty else { throw ValidationError("--trust-domain is required") }
-            do { _ = try TrustDomain(parsing: trustDomain) } catch { throw ValidationError(error.message) }
-            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("invalid --log-level `\(logLevel)`") }
-            do { _ = try ListenAddress(parsing: httpListen) } catch { throw ValidationError(error.message) }
-        }
+        @OptionGroup var settings: ServerSettings
 
         func run() async throws {
+            let options = try settings.options()
+            let level = Logger.Level(rawValue: try settings.resolved().string("server", "log_level") ?? "info") ?? .info
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+                handler.logLevel = level
                 return handler
             }
             let logger = Logger(label: "writ.server")
-            let options = ServerOptions(dataDirectory: URL(fileURLWithPath: dataDir).standardizedFileURL.path, trustDomain: try TrustDomain(parsing: trustDomain),
-                                        datastore: datastore, adminSocket: adminSocket, adminUIDs: adminUIDs, adminGIDs: adminGIDs,
-                                        httpListen: try ListenAddress(parsing: httpListen))
             do {
                 try await WritServerProcess.run(options, logger: logger)
             } catch {
@@ -66,6 +48,92 @@ struct ServerCommand: AsyncParsableCommand {
                 print("error: \(error)", to: &stderr)
                 throw ExitCode.failure
             }
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the configuration (file, environment and flags) without starting.",
+            discussion: "Exit 0 and `configuration ok` when it is valid; exit 1 and the problem (with its line) when not.")
+
+        @OptionGroup var settings: ServerSettings
+
+        func run() throws {
+            _ = try settings.options()
+            print("configuration ok")
+        }
+    }
+}
+
+/// `writ config …`.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Show the effective configuration.",
+        subcommands: [Dump.self]
+    )
+
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the server's effective configuration as TOML, secrets redacted, each value with its source.",
+            discussion: "Takes the same --config, flags and environment as `writ server run`.")
+
+        @OptionGroup var settings: ServerSettings
+
+        func run() throws {
+            let resolved = try settings.resolved()
+            print(resolved.dump(redact: ServerConfig.redact), terminator: "")
+        }
+    }
+}
+
+/// The options of `writ server run`, all optional here so that an absent flag falls through to
+/// the environment, the file and the default (``ServerConfig/schema`` decides).
+struct ServerSettings: ParsableArguments {
+    @Option(help: ArgumentHelp("A TOML config file (see conf/server.toml).", valueName: "file")) var config: String?
+    @Option(help: ArgumentHelp("Where the server keeps its data.", valueName: "dir")) var dataDir: String?
+    @Option(help: ArgumentHelp("The trust domain this server is the authority of.", valueName: "td")) var trustDomain: String?
+    @Option(help: ArgumentHelp("sqlite:/path or postgres://user@host:port/db (default sqlite:<data-dir>/datastore.sqlite3).", valueName: "url")) var datastore: String?
+    @Option(help: ArgumentHelp("The admin API's Unix socket (default \(ServerOptions.defaultAdminSocket)).", valueName: "path")) var adminSocket: String?
+    @Option(help: ArgumentHelp("Listener for /healthz, /readyz and /metrics (default 127.0.0.1:8080; port 0 picks one).", valueName: "host:port")) var httpListen: String?
+    @Option(help: "trace, debug, info (default), notice, warning, error or critical.") var logLevel: String?
+    @Option(help: ArgumentHelp("Another uid allowed on the admin socket (repeat).", valueName: "uid")) var adminUids: [Int64] = []
+    @Option(help: ArgumentHelp("A gid whose members are allowed on the admin socket (repeat).", valueName: "gid")) var adminGids: [Int64] = []
+
+    var flags: [String: TOMLValue] {
+        var out: [String: TOMLValue] = [:]
+        if let dataDir { out["--data-dir"] = .string(dataDir) }
+        if let trustDomain { out["--trust-domain"] = .string(trustDomain) }
+        if let datastore { out["--datastore"] = .string(datastore) }
+        if let adminSocket { out["--admin-socket"] = .string(adminSocket) }
+        if let httpListen { out["--http-listen"] = .string(httpListen) }
+        if let logLevel { out["--log-level"] = .string(logLevel) }
+        if !adminUids.isEmpty { out["--admin-uids"] = .array(adminUids.map { .integer($0) }) }
+        if !adminGids.isEmpty { out["--admin-gids"] = .array(adminGids.map { .integer($0) }) }
+        return out
+    }
+
+    /// Flag > environment > file > default, with problems reported as usage errors naming the
+    /// file and line.
+    func resolved() throws -> ResolvedConfig {
+        var document: TOMLDocument?
+        let path = config ?? ProcessInfo.processInfo.environment["WRIT_CONFIG"]
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the config file `\(path)`") }
+            do { document = try TOMLDocument(parsing: String(decoding: data, as: UTF8.self)) } catch {
+                throw ValidationError("\(path): \(error)")
+            }
+        }
+        do {
+            return try ServerConfig.schema.resolve(file: document, environment: ProcessInfo.processInfo.environment, flags: flags)
+        } catch {
+            throw ValidationError(path.map { "\($0): \(error)" } ?? "\(error)")
+        }
+    }
+
+    func options() throws -> ServerOptions {
+        do { return try ServerConfig.options(from: try resolved()) } catch let error as ConfigError {
+            throw ValidationError(error.description)
         }
     }
 }

@@ -11,7 +11,7 @@ public final class ServerMetrics: Sendable {
     let joinTokens: Counter
 
     public init() {
-        entries = registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "entries", helpText: "Registration entries in the datastore (counted at scrape)."))
+        entries = registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "entries", unitName: "", helpText: "Registration entries in the datastore (counted at scrape)."))
         joinTokens = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "join_tokens_generated", unitName: "total", helpText: "Join tokens generated."))
     }
 

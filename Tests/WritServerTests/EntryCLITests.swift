@@ -120,7 +120,7 @@ import WritTestSupport
     @Test func anotherUIDIsRefusedAndAnAllowedOneServed() async throws {
         // The socket directory is traversable so that uid 65534 reaches the socket, and the
         // server's SO_PEERCRED check is what refuses it.
-        let server = try await ServerHarness.start(extraArguments: ["--admin-uid", "65533"], socketDirectoryMode: 0o711)
+        let server = try await ServerHarness.start(extraArguments: ["--admin-uids", "65533"], socketDirectoryMode: 0o711)
         defer { Task { await server.stop() } }
         let refused = try server.writ(["entry", "count"], asUser: 65534)
         #expect(refused.status == 5 && refused.stderr.contains("uid 65534 may not use the admin API"), "\(refused.summary)")

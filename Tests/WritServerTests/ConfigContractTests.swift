@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import WritTestSupport
+
+/// The config contract: every flag of `writ server run` has a key in `conf/server.toml` and an
+/// environment name that the binary really reads, and the reverse; a flag beats the
+/// environment, which beats the file; an unknown key is reported with its line.
+@Suite struct ConfigContractTests {
+    static func writ(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessRunner.Result {
+        // Start from an environment without WRIT_* so that the machine's settings do not leak in.
+        var clean = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WRIT_") }
+        clean.merge(environment) { $1 }
+        return try ProcessRunner.run("/usr/bin/env", ["-i"] + clean.map { "\($0.key)=\($0.value)" } + [try TestEnvironment.executable("writ")] + arguments)
+    }
+
+    /// `(table, key)` of every key the template lists (commented `# key = default` lines).
+    static func templateKeys() throws -> [(String, String)] {
+        let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("conf/server.toml"), encoding: .utf8)
+        var table = ""
+        var keys: [(String, String)] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("["), line.hasSuffix("]") { table = String(line.dropFirst().dropLast()) }
+            if line.hasPrefix("# "), let eq = line.range(of: " = "), !table.isEmpty {
+                let key = line[line.index(line.startIndex, offsetBy: 2)..<eq.lowerBound]
+                if key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) { keys.append((table, String(key))) }
+            }
+        }
+        return keys
+    }
+
+    static func flag(_ table: String, _ key: String) -> String {
+        "--" + (table == "server" ? key : table + "_" + key).replacingOccurrences(of: "_", with: "-")
+    }
+
+    @Test func everyFlagHasAKeyAndAnEnvironmentNameAndTheReverse() throws {
+        let help = try Self.writ(["server", "run", "--experimental-dump-help"])
+        #expect(help.status == 0, "\(help.summary)")
+        let tool = try #require(try JSONSerialization.jsonObject(with: Data(help.stdout.utf8)) as? [String: Any])
+        let command = try #require(tool["command"] as? [String: Any])
+        var flags: Set<String> = []
+        for argument in command["arguments"] as? [[String: Any]] ?? [] {
+            for name in argument["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
+                flags.insert("--" + (name["name"] as? String ?? ""))
+            }
+        }
+        flags.subtract(["--help", "--version", "--config"])
+        let keys = try Self.templateKeys()
+        let fromKeys = Set(keys.map { Self.flag($0.0, $0.1) })
+        #expect(flags == fromKeys, "flags without a key: \(flags.subtracting(fromKeys)); keys without a flag: \(fromKeys.subtracting(flags))")
+
+        // Each key, set only through its environment variable, is in effect (and says so).
+        let samples: [String: (String, String)] = [
+            "data_dir": ("/srv/env-data", "\"/srv/env-data\""), "trust_domain": ("env.example", "\"env.example\""),
+            "datastore": ("sqlite:/srv/env.sqlite3", "\"sqlite:/srv/env.sqlite3\""), "admin_socket": ("/tmp/env/admin.sock", "\"/tmp/env/admin.sock\""),
+            "http_listen": ("127.0.0.1:9999", "\"127.0.0.1:9999\""), "log_level": ("debug", "\"debug\""),
+            "uids": ("11,12", "[11, 12]"), "gids": ("21", "[21]"),
+        ]
+        for (table, key) in keys {
+            let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")
+            let environment = "WRIT_" + Self.flag(table, key).dropFirst(2).replacingOccurrences(of: "-", with: "_").uppercased()
+            let dump = try Self.writ(["config", "dump"], environment: [environment: value])
+            #expect(dump.status == 0, "\(dump.summary)")
+            #expect(dump.stdout.contains("\(key) = \(shown)  # environment"), "\(environment) is not read:\n\(dump.stdout)")
+            // The flag beats the environment.
+            let flagValue = key == "uids" || key == "gids" ? ["99"] : [key == "http_listen" ? "127.0.0.1:1" : value + "x"]
+            let both = try Self.writ(["config", "dump", Self.flag(table, key)] + flagValue, environment: [environment: value])
+            #expect(both.stdout.contains("\(key) = ") && both.stdout.split(separator: "\n").contains { $0.hasPrefix("\(key) = ") && $0.hasSuffix("# flag") },
+                    "\(Self.flag(table, key)) does not beat \(environment):\n\(both.summary)")
+        }
+    }
+
+    @Test func theFileIsReadAndUnknownKeysNameTheirLine() throws {
+        let directory = try TemporaryDirectory(prefix: "writ-config")
+        let good = directory.file("server.toml")
+        try "[server]\ndata_dir = \"/srv/file\"\ntrust_domain = \"file.example\"\ndatastore = \"postgres://writ:s3cret@db:5432/writ\"\n[admin]\nuids = [5]\n"
+            .write(to: good, atomically: true, encoding: .utf8)
+        let dump = try Self.writ(["config", "dump", "--config", good.path], environment: ["WRIT_TRUST_DOMAIN": "env.example"])
+        #expect(dump.status == 0, "\(dump.summary)")
+        #expect(dump.stdout.contains("data_dir = \"/srv/file\"  # file"))
+        #expect(dump.stdout.contains("trust_domain = \"env.example\"  # environment"), "the environment beats the file")
+        #expect(dump.stdout.contains("uids = [5]  # file") && dump.stdout.contains("log_level = \"info\"  # default"))
+        #expect(dump.stdout.contains("***") && !dump.stdout.contains("s3cret"), "the datastore password is redacted:\n\(dump.stdout)")
+        #expect(try Self.writ(["server", "validate", "--config", good.path]).stdout.contains("configuration ok"))
+
+        let bad = directory.file("bad.toml")
+        try "[server]\ndata_dir = \"/srv\"\ncolour = \"red\"\n".write(to: bad, atomically: true, encoding: .utf8)
+        let refused = try Self.writ(["server", "validate", "--config", bad.path])
+        #expect(refused.status == 64 && refused.stderr.contains("line 3") && refused.stderr.contains("unknown key `server.colour`"), "\(refused.summary)")
+        let missing = try Self.writ(["server", "validate"])
+        #expect(missing.status == 64 && missing.stderr.contains("data_dir"), "\(missing.summary)")
+        let wrong = try Self.writ(["server", "validate", "--data-dir", "/srv", "--trust-domain", "Bad_Domain"])
+        #expect(wrong.status == 64 && wrong.stderr.contains("trust_domain"), "\(wrong.summary)")
+    }
+}
