@@ -209,6 +209,8 @@ let package = Package(
             name: "WritBenchmarks",
             dependencies: [
                 "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA",
+                "WritModel", "WritStore", "WritStoreSQLite", "WritStorePostgres",
+                .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

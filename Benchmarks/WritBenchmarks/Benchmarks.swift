@@ -17,6 +17,7 @@ let benchmarks: @Sendable () -> Void = {
     rawBaselines()
     writBenchmarks()
     issuanceParts()
+    storeBenchmarks()
 }
 
 /// Distinct messages so that no signature or verification is repeated.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SPIFFEIdentity
+import WritConfig
 import WritModel
 
 /// `writ entry …`: registration entries on the server.
@@ -241,13 +242,12 @@ func entryObject(_ fields: EntryCommand.EntryFields, spiffeID: String?, connecti
     return object
 }
 
-/// `90s`, `10m`, `1h`, `7d` → seconds.
+/// `90s`, `10m`, `1h`, `7d` → seconds, or a usage error naming the flag.
 func parseDuration(_ text: String, flag: String) throws -> Int {
-    let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-    guard let unit = text.last, let factor = units[unit], let value = Int(text.dropLast()), value >= 0 else {
+    guard let seconds = ConfigDuration.seconds(text) else {
         throw AdminFailure("invalid \(flag) `\(text)`: a duration is a number and a unit, e.g. 90s, 10m, 1h or 7d", exitCode: 64)
     }
-    return value * factor
+    return seconds
 }
 
 /// Reads a file, or stdin for `-`.

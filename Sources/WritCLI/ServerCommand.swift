@@ -97,6 +97,7 @@ struct ServerSettings: ParsableArguments {
     @Option(help: ArgumentHelp("The admin API's Unix socket (default \(ServerOptions.defaultAdminSocket)).", valueName: "path")) var adminSocket: String?
     @Option(help: ArgumentHelp("Listener for /healthz, /readyz and /metrics (default 127.0.0.1:8080; port 0 picks one).", valueName: "host:port")) var httpListen: String?
     @Option(help: "trace, debug, info (default), notice, warning, error or critical.") var logLevel: String?
+    @Option(help: ArgumentHelp("How often expired entries and join tokens are deleted (default 1m).", valueName: "duration")) var pruneInterval: String?
     @Option(help: ArgumentHelp("Another uid allowed on the admin socket (repeat).", valueName: "uid")) var adminUids: [Int64] = []
     @Option(help: ArgumentHelp("A gid whose members are allowed on the admin socket (repeat).", valueName: "gid")) var adminGids: [Int64] = []
 
@@ -108,6 +109,7 @@ struct ServerSettings: ParsableArguments {
         if let adminSocket { out["--admin-socket"] = .string(adminSocket) }
         if let httpListen { out["--http-listen"] = .string(httpListen) }
         if let logLevel { out["--log-level"] = .string(logLevel) }
+        if let pruneInterval { out["--prune-interval"] = .string(pruneInterval) }
         if !adminUids.isEmpty { out["--admin-uids"] = .array(adminUids.map { .integer($0) }) }
         if !adminGids.isEmpty { out["--admin-gids"] = .array(adminGids.map { .integer($0) }) }
         return out

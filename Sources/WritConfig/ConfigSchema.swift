@@ -159,3 +159,16 @@ public struct ResolvedConfig: Sendable {
         return out
     }
 }
+
+/// Durations as Writ writes them everywhere: a whole number and one unit, `90s`, `10m`, `1h`,
+/// `7d`.
+public enum ConfigDuration {
+    /// Parses `text` to whole seconds; nil when it is not a duration.
+    public static func seconds(_ text: String) -> Int? {
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = text.last, let factor = units[unit], let value = Int(text.dropLast()), value >= 0,
+              text.dropLast().allSatisfy(\.isNumber) else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : product
+    }
+}

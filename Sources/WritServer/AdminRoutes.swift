@@ -23,7 +23,7 @@ public struct AdminRoutes: Sendable {
         (.get, "/v1/health"),
         (.post, "/v1/entries"), (.get, "/v1/entries"), (.get, "/v1/entries-count"),
         (.get, "/v1/entries/{id}"), (.put, "/v1/entries/{id}"), (.delete, "/v1/entries/{id}"),
-        (.post, "/v1/join-tokens"),
+        (.post, "/v1/join-tokens"), (.post, "/v1/datastore/backup"),
     ]
 
     func register(on router: Router<AdminContext>) {
@@ -46,6 +46,17 @@ public struct AdminRoutes: Sendable {
         v1.put("entries/{id}") { request, context in try await guarded(context) { try await update(request, context) } }
         v1.delete("entries/{id}") { request, context in try await guarded(context) { try await delete(request, context) } }
         v1.post("join-tokens") { request, context in try await guarded(context) { try await createJoinToken(request, context) } }
+        v1.post("datastore/backup") { request, context in
+            try await guarded(context) {
+                let object = (try? JSONSerialization.jsonObject(with: try await body(request))) as? [String: Any]
+                guard let object, object.count == 1, let path = object["path"] as? String else {
+                    throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the body must be `{\"path\": \"/absolute/new/file\"}`", field: "path")
+                }
+                try await store.backup(to: path)
+                context.logger.info("datastore backed up", metadata: ["actor": "\(context.caller!)", "path": "\(path)"])
+                return Self.json(.ok, ["path": path])
+            }
+        }
     }
 
     // MARK: handlers

@@ -18,6 +18,8 @@ public enum ServerConfig {
                   help: "Listener for /healthz, /readyz and /metrics (port 0 picks one)."),
         ConfigKey(table: "server", key: "log_level", kind: .string, defaultValue: .string("info"),
                   help: "trace, debug, info, notice, warning, error or critical."),
+        ConfigKey(table: "server", key: "prune_interval", kind: .string, defaultValue: .string("1m"),
+                  help: "How often expired entries and join tokens are deleted (a duration such as 30s or 5m)."),
         ConfigKey(table: "admin", key: "uids", kind: .integerList, defaultValue: .array([]),
                   help: "Besides root and the server's own user, uids allowed on the admin socket."),
         ConfigKey(table: "admin", key: "gids", kind: .integerList, defaultValue: .array([]),
@@ -52,11 +54,16 @@ public enum ServerConfig {
             }
             return out
         }
+        let pruneText = config.string("server", "prune_interval") ?? "1m"
+        guard let pruneSeconds = ConfigDuration.seconds(pruneText), pruneSeconds >= 1 else {
+            throw ConfigError("`server.prune_interval` `\(pruneText)`: a duration of at least 1s, e.g. 30s or 5m")
+        }
         let datastore = config.string("server", "datastore").flatMap { $0.isEmpty ? nil : $0 }
         let directory = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         return ServerOptions(dataDirectory: directory, trustDomain: trustDomain, datastore: datastore,
                              adminSocket: config.string("server", "admin_socket") ?? ServerOptions.defaultAdminSocket,
-                             adminUIDs: try ids("uids"), adminGIDs: try ids("gids"), httpListen: listen)
+                             adminUIDs: try ids("uids"), adminGIDs: try ids("gids"), httpListen: listen,
+                             pruneInterval: .seconds(pruneSeconds))
     }
 
     /// Hides a URL's password (`postgres://writ:***@db/writ`).

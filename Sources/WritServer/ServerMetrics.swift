@@ -100,5 +100,6 @@ struct MeasuredDatastore: Datastore {
         try await measure("consume_join_token") { () async throws(StoreError) in try await inner.consumeJoinToken(hash: hash, at: time) }
     }
     func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int { try await measure("prune_join_tokens") { () async throws(StoreError) in try await inner.pruneJoinTokens(at: time) } }
+    func backup(to path: String) async throws(StoreError) { try await measure("backup") { () async throws(StoreError) in try await inner.backup(to: path) } }
     func close() async { await inner.close() }
 }

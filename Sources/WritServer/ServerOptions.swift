@@ -20,9 +20,12 @@ public struct ServerOptions: Sendable {
     public var adminGIDs: [UInt32]
     /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
     public var httpListen: ListenAddress
+    /// How often expired entries and join tokens are deleted.
+    public var pruneInterval: Duration
 
     public init(dataDirectory: String, trustDomain: TrustDomain, datastore: String? = nil, adminSocket: String = ServerOptions.defaultAdminSocket,
-                adminUIDs: [UInt32] = [], adminGIDs: [UInt32] = [], httpListen: ListenAddress = try! ListenAddress(parsing: "127.0.0.1:8080")) {
+                adminUIDs: [UInt32] = [], adminGIDs: [UInt32] = [], httpListen: ListenAddress = try! ListenAddress(parsing: "127.0.0.1:8080"),
+                pruneInterval: Duration = .seconds(60)) {
         self.dataDirectory = dataDirectory
         self.trustDomain = trustDomain
         self.datastore = datastore
@@ -30,6 +33,7 @@ public struct ServerOptions: Sendable {
         self.adminUIDs = adminUIDs
         self.adminGIDs = adminGIDs
         self.httpListen = httpListen
+        self.pruneInterval = pruneInterval
     }
 
     /// The datastore URL in effect.

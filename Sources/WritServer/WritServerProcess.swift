@@ -59,7 +59,8 @@ public enum WritServerProcess {
                     }
                 },
                 logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [admin, http], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let pruner = Pruner(store: store, interval: options.pruneInterval, logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [admin, http, pruner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             try? FileManager.default.removeItem(atPath: (options.dataDirectory as NSString).appendingPathComponent("ready.json"))
         }

@@ -44,6 +44,10 @@ public protocol Datastore: Sendable {
     /// Deletes tokens that expired at or before `time`; returns how many.
     func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int
 
+    /// Writes a consistent copy of the whole datastore to `path` (a new file) while it stays
+    /// online. SQLite only: a PostgreSQL store is backed up with `pg_dump` (docs/datastore.md).
+    func backup(to path: String) async throws(StoreError)
+
     /// Closes connections; the store is unusable afterwards.
     func close() async
 }

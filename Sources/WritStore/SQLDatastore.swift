@@ -254,6 +254,14 @@ public final class SQLDatastore: Datastore {
         }
     }
 
+    public func backup(to path: String) async throws(StoreError) {
+        guard path.hasPrefix("/") else { throw StoreError(.invalidArgument, "invalid backup path `\(path)`: it must be absolute") }
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.alreadyExists, "`\(path)` exists: a backup never overwrites a file")
+        }
+        try await run("backup", "backup") { try await backend.backup(to: path) }
+    }
+
     public func close() async {
         await backend.close()
     }

@@ -12,6 +12,8 @@ public protocol SQLStoreBackend: Sendable {
     func write<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
     /// Runs `body` in a read-only transaction that sees one consistent snapshot.
     func read<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
+    /// Copies the database to a new file at `path`, online and consistent.
+    func backup(to path: String) async throws
     /// Closes the connections.
     func close() async
 }

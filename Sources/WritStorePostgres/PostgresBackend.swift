@@ -66,6 +66,10 @@ public final class PostgresBackend: SQLStoreBackend {
         }
     }
 
+    public func backup(to path: String) async throws {
+        throw StoreError(.invalidArgument, "a PostgreSQL datastore is backed up with its own tools: `pg_dump --format=custom` (see docs/datastore.md)")
+    }
+
     public func close() async {}
 }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Logging
 import SQLiteKit
@@ -65,6 +68,24 @@ public final class SQLiteBackend: SQLStoreBackend {
     private func transaction<T: Sendable>(begin: SQLQueryString, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try await mutex.withLock {
             try await connection.sql().runTransaction(begin: begin, body)
+        }
+    }
+
+    /// `VACUUM INTO`: a consistent, compacted copy made while the database stays in use.
+    public func backup(to path: String) async throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw StoreError(.invalidArgument, "invalid backup path `\(path)`: the directory `\(directory)` does not exist")
+        }
+        // SQLite writes into an empty file: create it first, readable by this user only.
+        let descriptor = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard descriptor >= 0 else {
+            throw StoreError(.invalidArgument, "cannot create the backup `\(path)`: \(String(cString: strerror(errno)))")
+        }
+        _ = Glibc.close(descriptor)
+        try await mutex.withLock {
+            try await connection.sql().raw("VACUUM INTO \(bind: path)").run()
         }
     }
 

@@ -52,7 +52,7 @@ import WritTestSupport
         let samples: [String: (String, String)] = [
             "data_dir": ("/srv/env-data", "\"/srv/env-data\""), "trust_domain": ("env.example", "\"env.example\""),
             "datastore": ("sqlite:/srv/env.sqlite3", "\"sqlite:/srv/env.sqlite3\""), "admin_socket": ("/tmp/env/admin.sock", "\"/tmp/env/admin.sock\""),
-            "http_listen": ("127.0.0.1:9999", "\"127.0.0.1:9999\""), "log_level": ("debug", "\"debug\""),
+            "http_listen": ("127.0.0.1:9999", "\"127.0.0.1:9999\""), "log_level": ("debug", "\"debug\""), "prune_interval": ("45s", "\"45s\""),
             "uids": ("11,12", "[11, 12]"), "gids": ("21", "[21]"),
         ]
         for (table, key) in keys {

@@ -209,6 +209,74 @@ import WritTestSupport
         }
         let registered = Set(AdminRoutes.routes.map { "\($0.0.rawValue) \($0.1)" })
         #expect(documented == registered, "documented only: \(documented.subtracting(registered)); registered only: \(registered.subtracting(documented))")
-        #expect(registered.count == 8)
+        #expect(registered.count == 9)
+    }
+}
+
+/// The server deletes expired entries and join tokens by itself, every `prune_interval`.
+@Suite(.serialized) struct PruningTests {
+    @Test func expiredEntriesDisappear() async throws {
+        let server = try await ServerHarness.start(extraArguments: ["--prune-interval", "1s"])
+        defer { Task { await server.stop() } }
+        let soon = ISO8601DateFormatter().string(from: Date().addingTimeInterval(2))
+        let later = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
+        for (path, expiry) in [("/soon", soon), ("/later", later)] {
+            let created = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org\(path)", "--parent-id", EntryCLITests.agent,
+                                           "--selector", "unix:uid:1", "--expires-at", expiry])
+            #expect(created.status == 0, "\(created.summary)")
+        }
+        // Poll for at least 3x the expected time (expiry 2 s + one 1 s interval).
+        let deadline = ContinuousClock.now + .seconds(30)
+        var remaining = ""
+        while ContinuousClock.now < deadline {
+            remaining = try server.writ(["entry", "count"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            if remaining == "1" { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(remaining == "1", "the expired entry was not pruned:\n\(server.serverLog)")
+        let listed = try server.writ(["entry", "list", "--output", "json"])
+        #expect(listed.stdout.contains("spiffe://example.org/later") && !listed.stdout.contains("spiffe://example.org/soon"))
+        #expect(server.serverLog.contains("pruned expired records"))
+        await server.stop()
+    }
+}
+
+/// `writ datastore backup` and `writ healthcheck` against a real server.
+@Suite(.serialized) struct DatastoreBackupTests {
+    @Test func aSQLiteBackupIsACompleteDatabaseAndNeverOverwrites() async throws {
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        for n in 0..<5 {
+            _ = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/b/\(n)", "--parent-id", EntryCLITests.agent, "--selector", "unix:uid:\(n)"])
+        }
+        let health = try server.writ(["healthcheck"])
+        #expect(health.status == 0 && health.stdout.contains("serving"), "\(health.summary)")
+        let target = server.directory.file("backup.sqlite3").path
+        let backup = try server.writ(["datastore", "backup", target])
+        #expect(backup.status == 0, "\(backup.summary)")
+        var info = stat()
+        #expect(stat(target, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        // The copy is a datastore of its own: a second server serves the same entries from it.
+        let again = try server.writ(["datastore", "backup", target])
+        #expect(again.status == 4 && again.stderr.contains("never overwrites"), "\(again.summary)")
+        let relative = try server.writ(["datastore", "backup", "/nonexistent-dir/x.sqlite3"])
+        #expect(relative.status == 1 && relative.stderr.contains("does not exist"), "\(relative.summary)")
+        await server.stop()
+
+        let copy = try TemporaryDirectory(prefix: "writ-restore")
+        try FileManager.default.createDirectory(atPath: copy.file("data").path, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: target, toPath: copy.file("data/datastore.sqlite3").path)
+        let restored = try await ServerHarness.start(extraArguments: ["--datastore", "sqlite:" + copy.file("data/datastore.sqlite3").path])
+        defer { Task { await restored.stop() } }
+        #expect(try restored.writ(["entry", "count"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5")
+        await restored.stop()
+    }
+
+    @Test func aPostgresBackupPointsToPgDump() async throws {
+        let server = try await ServerHarness.start(backend: "postgres")
+        defer { Task { await server.stop() } }
+        let backup = try server.writ(["datastore", "backup", server.directory.file("x.sqlite3").path])
+        #expect(backup.status == 1 && backup.stderr.contains("pg_dump"), "\(backup.summary)")
+        await server.stop()
     }
 }

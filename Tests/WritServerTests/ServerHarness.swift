@@ -49,7 +49,7 @@ final class ServerHarness: @unchecked Sendable {
         self.socket = socket
         self.arguments = arguments
         log = directory.file("server.log")
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         process = Process()
         process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("writ"))
         process.arguments = arguments

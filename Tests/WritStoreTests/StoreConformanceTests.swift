@@ -4,6 +4,8 @@ import SQLKit
 import Testing
 import WritModel
 @testable import WritStore
+import WritStoreSQLite
+import WritTestSupport
 
 /// Every store method, on every backend: SQLite in a temporary file and PostgreSQL on the server
 /// `scripts/test` starts (each test in a database of its own).
@@ -312,6 +314,28 @@ import WritModel
             let entry = try await store.createEntry(F.entry("/a"), at: F.now)
             try await backend.write { db in try await db.raw("UPDATE entries SET spiffe_id = \(bind: "not a spiffe id") WHERE id = \(bind: entry.id)").run() }
             await Self.expectError(.corrupt, "read a corrupt row") { _ = try await store.entry(id: entry.id) }
+        }
+    }
+
+    // MARK: backup
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func backupCopiesSQLiteAndRefersPostgresToPgDump(_ kind: StoreBackendKind) async throws {
+        try await F.withStore(kind) { store in
+            let entry = try await store.createEntry(F.entry("/a", selectors: ["unix:uid:1", "unix:gid:2"]), at: F.now)
+            let directory = try TemporaryDirectory(prefix: "writ-backup")
+            let target = directory.file("copy.sqlite3").path
+            await Self.expectError(.invalidArgument, "relative path") { try await store.backup(to: "copy.sqlite3") }
+            guard kind == .sqlite else {
+                await Self.expectError(.invalidArgument, "postgres backup") { try await store.backup(to: target) }
+                return
+            }
+            try await store.backup(to: target)
+            await Self.expectError(.alreadyExists, "overwrite") { try await store.backup(to: target) }
+            let copy = try await SQLDatastore(backend: try await SQLiteBackend.open(path: target))
+            #expect(try await copy.entry(id: entry.id) == entry)
+            #expect(try await copy.currentRevision() == store.currentRevision())
+            await copy.close()
         }
     }
 
