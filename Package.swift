@@ -3,8 +3,9 @@
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
 //   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT
-//   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres)
-//   3. processes:  WritCLI, writ (executable)
+//   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
+//                   WritAgentAPI, WritNodeAttestation
+//   3. processes:  WritServer, WritCLI, writ (executable)
 import PackageDescription
 
 let package = Package(
@@ -35,6 +36,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -117,13 +122,42 @@ let package = Package(
             ]
         ),
 
+        // The agent API's wire types and gRPC stubs, generated from proto/writ/agent/v1/agent.proto
+        // by scripts/generate-protos (committed; never edited by hand).
+        .target(
+            name: "WritAgentAPI",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // Node attestation evidence: x509pop chain verification and proof of possession (shared by
+        // the server, which checks it, and the agent, which produces it).
+        .target(
+            name: "WritNodeAttestation",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "WritModel",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
         // MARK: 3. Processes
         // The server process: datastore, admin API on its Unix socket.
         .target(
             name: "WritServer",
             dependencies: [
-                "SPIFFEIdentity", "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation",
+                "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -192,11 +226,24 @@ let package = Package(
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
+        .testTarget(
+            name: "WritNodeAttestationTests",
+            dependencies: ["WritNodeAttestation", "WritModel", "SPIFFEIdentity", "WritTestSupport",
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Acceptance tests: the real `writ` binary as separate processes over real sockets.
         .testTarget(
             name: "WritServerTests",
             dependencies: ["WritServer", "WritModel", "WritStore", "SPIFFEIdentity", "WritTestSupport", "WritStorePostgres", "WritStoreSQLite",
-                           .product(name: "Crypto", package: "swift-crypto")]
+                           "WritAgentAPI", "WritNodeAttestation",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "GRPCCore", package: "grpc-swift-2"),
+                           .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .testTarget(
             name: "WritStoreTests",

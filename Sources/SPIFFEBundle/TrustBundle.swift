@@ -214,6 +214,12 @@ public struct TrustBundle: Sendable, Hashable {
 
     /// Parses PEM text holding one or more `CERTIFICATE` blocks (other blocks are refused).
     public static func parseX509Authorities(pem: String, trustDomain: TrustDomain) throws(TrustBundleError) -> TrustBundle {
+        TrustBundle(trustDomain: trustDomain, x509Authorities: try certificates(pem: pem))
+    }
+
+    /// Parses PEM text holding one or more `CERTIFICATE` blocks (other blocks are refused); at
+    /// least one certificate, in file order.
+    public static func certificates(pem: String) throws(TrustBundleError) -> [Certificate] {
         let documents: [PEMDocument]
         do {
             documents = try PEMDocument.parseMultiple(pemString: pem)
@@ -232,11 +238,17 @@ public struct TrustBundle: Sendable, Hashable {
                 throw TrustBundleError(.invalidCertificate, "PEM block \(index) is not a DER X.509 certificate")
             }
         }
-        return TrustBundle(trustDomain: trustDomain, x509Authorities: certificates)
+        return certificates
     }
 
     /// Parses concatenated DER certificates (the Workload API's bundle encoding).
     public static func parseX509Authorities(der: [UInt8], trustDomain: TrustDomain) throws(TrustBundleError) -> TrustBundle {
+        TrustBundle(trustDomain: trustDomain, x509Authorities: try certificates(concatenatedDER: der))
+    }
+
+    /// Parses concatenated DER certificates (how the Workload API and the agent API encode
+    /// chains and bundles); at least one, in order.
+    public static func certificates(concatenatedDER der: [UInt8]) throws(TrustBundleError) -> [Certificate] {
         var certificates: [Certificate] = []
         var rest = der[...]
         while !rest.isEmpty {
@@ -249,7 +261,7 @@ public struct TrustBundle: Sendable, Hashable {
             }
         }
         guard !certificates.isEmpty else { throw TrustBundleError(.invalidCertificate, "no DER certificate found") }
-        return TrustBundle(trustDomain: trustDomain, x509Authorities: certificates)
+        return certificates
     }
 
     /// The X.509 authorities as PEM `CERTIFICATE` blocks.

@@ -59,7 +59,10 @@ struct ServerCommand: AsyncParsableCommand {
         @OptionGroup var settings: ServerSettings
 
         func run() throws {
-            _ = try settings.options()
+            let options = try settings.options()
+            do { _ = try WritServerProcess.loadX509PopTrust(options) } catch {
+                throw ValidationError("\(error)")
+            }
             print("configuration ok")
         }
     }
@@ -96,6 +99,12 @@ struct ServerSettings: ParsableArguments {
     @Option(help: ArgumentHelp("sqlite:/path or postgres://user@host:port/db (default sqlite:<data-dir>/datastore.sqlite3).", valueName: "url")) var datastore: String?
     @Option(help: ArgumentHelp("The admin API's Unix socket (default \(ServerOptions.defaultAdminSocket)).", valueName: "path")) var adminSocket: String?
     @Option(help: ArgumentHelp("Listener for /healthz, /readyz and /metrics (default 127.0.0.1:8080; port 0 picks one).", valueName: "host:port")) var httpListen: String?
+    @Option(help: ArgumentHelp("The agent API: gRPC over TLS 1.3 (default 0.0.0.0:8081; port 0 picks one).", valueName: "host:port")) var listen: String?
+    @Option(help: ArgumentHelp("Lifetime of agent SVIDs (default 1h).", valueName: "duration")) var agentSvidTtl: String?
+    @Option(help: ArgumentHelp("Default lifetime of workload X.509-SVIDs (default 1h).", valueName: "duration")) var x509SvidTtl: String?
+    @Option(help: ArgumentHelp("Default lifetime of JWT-SVIDs (default 5m).", valueName: "duration")) var jwtSvidTtl: String?
+    @Option(help: ArgumentHelp("Attestations allowed per source address per minute (default 60).", valueName: "n")) var attestRateLimit: Int64?
+    @Option(help: ArgumentHelp("PEM file of the CAs that vouch for nodes in x509pop attestation (unset: x509pop is refused).", valueName: "file")) var x509popCaBundle: String?
     @Option(help: "trace, debug, info (default), notice, warning, error or critical.") var logLevel: String?
     @Option(help: ArgumentHelp("How often expired entries and join tokens are deleted (default 1m).", valueName: "duration")) var pruneInterval: String?
     @Option(help: ArgumentHelp("Another uid allowed on the admin socket (repeat).", valueName: "uid")) var adminUids: [Int64] = []
@@ -109,6 +118,12 @@ struct ServerSettings: ParsableArguments {
         if let adminSocket { out["--admin-socket"] = .string(adminSocket) }
         if let httpListen { out["--http-listen"] = .string(httpListen) }
         if let logLevel { out["--log-level"] = .string(logLevel) }
+        if let listen { out["--listen"] = .string(listen) }
+        if let agentSvidTtl { out["--agent-svid-ttl"] = .string(agentSvidTtl) }
+        if let x509SvidTtl { out["--x509-svid-ttl"] = .string(x509SvidTtl) }
+        if let jwtSvidTtl { out["--jwt-svid-ttl"] = .string(jwtSvidTtl) }
+        if let attestRateLimit { out["--attest-rate-limit"] = .integer(attestRateLimit) }
+        if let x509popCaBundle { out["--x509pop-ca-bundle"] = .string(x509popCaBundle) }
         if let pruneInterval { out["--prune-interval"] = .string(pruneInterval) }
         if !adminUids.isEmpty { out["--admin-uids"] = .array(adminUids.map { .integer($0) }) }
         if !adminGids.isEmpty { out["--admin-gids"] = .array(adminGids.map { .integer($0) }) }

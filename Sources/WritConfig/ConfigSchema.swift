@@ -135,6 +135,11 @@ public struct ResolvedConfig: Sendable {
         return nil
     }
 
+    public func integer(_ table: String, _ key: String) -> Int64? {
+        if case .integer(let number)? = value(table, key) { return number }
+        return nil
+    }
+
     public func integers(_ table: String, _ key: String) -> [Int64] {
         if case .array(let items)? = value(table, key) { return items.compactMap { if case .integer(let n) = $0 { return n } else { return nil } } }
         return []

@@ -58,6 +58,18 @@ public enum AdminAPI {
     }
 
     /// `GET /v1/entries/count` answer.
+    /// `GET /v1/agents`.
+    public struct AgentList: Codable, Sendable {
+        public var agents: [AgentRecord]
+        public init(agents: [AgentRecord]) { self.agents = agents }
+    }
+
+    /// `POST /v1/agents/purge`: the SPIFFE IDs of the purged agents.
+    public struct PurgedAgents: Codable, Sendable {
+        public var purged: [String]
+        public init(purged: [String]) { self.purged = purged }
+    }
+
     public struct Count: Codable, Sendable {
         public var count: Int
         public init(count: Int) { self.count = count }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import SPIFFEBundle
 import SPIFFEIdentity
 import WritModel
 import WritStore
@@ -17,6 +18,8 @@ public struct AdminRoutes: Sendable {
     let datastoreDescription: String
     let metrics: ServerMetrics
     let now: @Sendable () -> Date
+    /// The trust bundle the server publishes right now.
+    let bundle: @Sendable () async -> TrustBundle
 
     /// Every route as (method, path), for the test that compares them with the OpenAPI document.
     public static let routes: [(HTTPRequest.Method, String)] = [
@@ -24,6 +27,9 @@ public struct AdminRoutes: Sendable {
         (.post, "/v1/entries"), (.get, "/v1/entries"), (.get, "/v1/entries-count"),
         (.get, "/v1/entries/{id}"), (.put, "/v1/entries/{id}"), (.delete, "/v1/entries/{id}"),
         (.post, "/v1/join-tokens"), (.post, "/v1/datastore/backup"),
+        (.get, "/v1/bundle"),
+        (.get, "/v1/agents"), (.get, "/v1/agents-count"), (.get, "/v1/agents/show"),
+        (.post, "/v1/agents/evict"), (.post, "/v1/agents/ban"), (.post, "/v1/agents/purge"),
     ]
 
     func register(on router: Router<AdminContext>) {
@@ -46,6 +52,72 @@ public struct AdminRoutes: Sendable {
         v1.put("entries/{id}") { request, context in try await guarded(context) { try await update(request, context) } }
         v1.delete("entries/{id}") { request, context in try await guarded(context) { try await delete(request, context) } }
         v1.post("join-tokens") { request, context in try await guarded(context) { try await createJoinToken(request, context) } }
+        v1.get("bundle") { request, _ in
+            try await guarded(nil) {
+                let query = try QueryParameters(request, allowed: ["format"])
+                let current = await bundle()
+                switch query.single("format") ?? "spiffe" {
+                case "spiffe":
+                    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: current.spiffeJSON())))
+                case "pem":
+                    return Response(status: .ok, headers: [.contentType: "application/x-pem-file"],
+                                    body: .init(byteBuffer: ByteBuffer(string: current.x509AuthoritiesPEM())))
+                case let other:
+                    throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid format `\(other.prefix(32))`: spiffe or pem", field: "format")
+                }
+            }
+        }
+        v1.get("agents") { request, _ in
+            try await guarded(nil) {
+                let query = try QueryParameters(request, allowed: ["selector", "banned", "expires_before", "attestation_type"])
+                return Self.json(.ok, AdminAPI.AgentList(agents: try await store.listAgents(try query.agentFilter())))
+            }
+        }
+        v1.get("agents-count") { request, _ in
+            try await guarded(nil) {
+                let query = try QueryParameters(request, allowed: ["selector", "banned", "expires_before", "attestation_type"])
+                return Self.json(.ok, AdminAPI.Count(count: try await store.listAgents(try query.agentFilter()).count))
+            }
+        }
+        v1.get("agents/show") { request, _ in
+            try await guarded(nil) {
+                let query = try QueryParameters(request, allowed: ["id"])
+                let id = try Self.agentID(query.single("id"))
+                guard let agent = try await store.agent(id: id) else { throw AdminAPI.ErrorBody(code: "not_found", message: "no agent `\(id)`") }
+                return Self.json(.ok, agent)
+            }
+        }
+        v1.post("agents/evict") { request, context in
+            try await guarded(context) {
+                let id = try Self.agentID(try await agentBody(request, key: "id"))
+                let agent = try await store.evictAgent(id: id, at: now())
+                context.logger.notice("agent evicted", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
+                return Self.json(.ok, agent)
+            }
+        }
+        v1.post("agents/ban") { request, context in
+            try await guarded(context) {
+                let id = try Self.agentID(try await agentBody(request, key: "id"))
+                let agent = try await store.banAgent(id: id, at: now())
+                context.logger.notice("agent banned", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
+                return Self.json(.ok, agent)
+            }
+        }
+        v1.post("agents/purge") { request, context in
+            try await guarded(context) {
+                let text = try await agentBody(request, key: "expired_before", optional: true)
+                var before = now()
+                if let text {
+                    guard let parsed = ISO8601DateFormatter().date(from: text) else {
+                        throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid expired_before `\(text.prefix(64))`: an RFC 3339 time such as 2026-01-02T03:04:05Z", field: "expired_before")
+                    }
+                    before = parsed
+                }
+                let purged = try await store.purgeAgents(expiredBefore: before, at: now())
+                context.logger.notice("agents purged", metadata: ["actor": "\(context.caller!)", "count": "\(purged.count)", "expired_before": "\(before)"])
+                return Self.json(.ok, AdminAPI.PurgedAgents(purged: purged.map(\.uri)))
+            }
+        }
         v1.post("datastore/backup") { request, context in
             try await guarded(context) {
                 let object = (try? JSONSerialization.jsonObject(with: try await body(request))) as? [String: Any]
@@ -168,6 +240,30 @@ public struct AdminRoutes: Sendable {
 
     // MARK: plumbing
 
+    /// Reads a body that is a JSON object with exactly the string member `key` (or empty, when
+    /// `optional`).
+    private func agentBody(_ request: Request, key: String, optional: Bool = false) async throws -> String? {
+        let raw = try await body(request)
+        if optional, raw.isEmpty { return nil }
+        let object = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any]
+        guard let object, object.keys.allSatisfy({ $0 == key }), optional || object[key] is String, object[key] == nil || object[key] is String else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the body must be `{\"\(key)\": \"…\"}`", field: key)
+        }
+        return object[key] as? String
+    }
+
+    private static func agentID(_ text: String?) throws -> SPIFFEID {
+        guard let text else { throw AdminAPI.ErrorBody(code: "invalid_argument", message: "an agent's SPIFFE ID is required", field: "id") }
+        let id: SPIFFEID
+        do { id = try SPIFFEID(parsing: text) } catch {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid agent id: \(error.message)", field: "id")
+        }
+        guard id.path.hasPrefix("/writ/agent/") else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`\(id)` is not an agent ID (`spiffe://<td>/writ/agent/…`)", field: "id")
+        }
+        return id
+    }
+
     private func entryID(_ context: AdminContext) throws -> String {
         let id = context.parameters.get("id") ?? ""
         do { try EntryRules.checkID(id) } catch {
@@ -188,13 +284,13 @@ public struct AdminRoutes: Sendable {
     }
 
     /// Runs a handler and turns any error into the API's error body with its status.
-    private func guarded(_ context: AdminContext, _ handler: () async throws -> Response) async throws -> Response {
+    private func guarded(_ context: AdminContext?, _ handler: () async throws -> Response) async throws -> Response {
         do {
             return try await handler()
         } catch {
             let body = Self.body(for: error)
             if body.code == "unavailable" || body.code == "internal" {
-                context.logger.error("admin request failed", metadata: ["error": "\(String(reflecting: error))"])
+                context?.logger.error("admin request failed", metadata: ["error": "\(String(reflecting: error))"])
             }
             return Self.json(Self.status(for: body.code), body)
         }
@@ -210,7 +306,7 @@ public struct AdminRoutes: Sendable {
             case .alreadyExists: return .init(code: "already_exists", message: error.message)
             case .conflict: return .init(code: "conflict", message: error.message)
             case .invalidArgument: return .init(code: "invalid_argument", message: error.message)
-            case .tokenRejected: return .init(code: "permission_denied", message: error.message)
+            case .tokenRejected, .permissionDenied: return .init(code: "permission_denied", message: error.message)
             case .unavailable, .schemaTooNew, .corrupt, .injectedFault: return .init(code: "unavailable", message: "the datastore failed: \(error.message)")
             }
         default: return .init(code: "internal", message: "internal error")
@@ -286,6 +382,32 @@ struct QueryParameters {
                 throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid label `\(text)`: it must be `key=value`", field: "label")
             }
             filter.labels[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        return filter
+    }
+
+    func agentFilter() throws -> AgentFilter {
+        var filter = AgentFilter()
+        for text in all("selector") {
+            do { filter.selectors.append(try Selector(parsing: text)) } catch {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: error.message, field: "selector")
+            }
+        }
+        if let text = single("banned") {
+            guard let value = Bool(text) else { throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid banned `\(text)`: true or false", field: "banned") }
+            filter.banned = value
+        }
+        if let text = single("expires_before") {
+            guard let date = ISO8601DateFormatter().date(from: text) else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid expires_before `\(text.prefix(64))`: an RFC 3339 time", field: "expires_before")
+            }
+            filter.expiresBefore = date
+        }
+        if let text = single("attestation_type") {
+            guard ["join_token", "x509pop"].contains(text) else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid attestation_type `\(text.prefix(64))`: join_token or x509pop", field: "attestation_type")
+            }
+            filter.attestationType = text
         }
         return filter
     }

@@ -16,10 +16,22 @@ public enum ServerConfig {
                   help: "The admin API's Unix socket; its directory is created 0700."),
         ConfigKey(table: "server", key: "http_listen", kind: .string, defaultValue: .string("127.0.0.1:8080"),
                   help: "Listener for /healthz, /readyz and /metrics (port 0 picks one)."),
+        ConfigKey(table: "server", key: "listen", kind: .string, defaultValue: .string("0.0.0.0:8081"),
+                  help: "The agent API (gRPC over TLS 1.3; port 0 picks one)."),
+        ConfigKey(table: "server", key: "agent_svid_ttl", kind: .string, defaultValue: .string("1h"),
+                  help: "Lifetime of agent SVIDs; agents renew at half of it."),
+        ConfigKey(table: "server", key: "x509_svid_ttl", kind: .string, defaultValue: .string("1h"),
+                  help: "Default lifetime of workload X.509-SVIDs (an entry's x509_svid_ttl wins)."),
+        ConfigKey(table: "server", key: "jwt_svid_ttl", kind: .string, defaultValue: .string("5m"),
+                  help: "Default lifetime of JWT-SVIDs (an entry's jwt_svid_ttl wins)."),
+        ConfigKey(table: "server", key: "attest_rate_limit", kind: .integer, defaultValue: .integer(60),
+                  help: "Attestations allowed per source address per minute (bursts up to this many)."),
         ConfigKey(table: "server", key: "log_level", kind: .string, defaultValue: .string("info"),
                   help: "trace, debug, info, notice, warning, error or critical."),
         ConfigKey(table: "server", key: "prune_interval", kind: .string, defaultValue: .string("1m"),
                   help: "How often expired entries and join tokens are deleted (a duration such as 30s or 5m)."),
+        ConfigKey(table: "x509pop", key: "ca_bundle", kind: .string, defaultValue: nil,
+                  help: "PEM file of the CA certificates that vouch for nodes in x509pop attestation (unset: x509pop is refused)."),
         ConfigKey(table: "admin", key: "uids", kind: .integerList, defaultValue: .array([]),
                   help: "Besides root and the server's own user, uids allowed on the admin socket."),
         ConfigKey(table: "admin", key: "gids", kind: .integerList, defaultValue: .array([]),
@@ -58,12 +70,30 @@ public enum ServerConfig {
         guard let pruneSeconds = ConfigDuration.seconds(pruneText), pruneSeconds >= 1 else {
             throw ConfigError("`server.prune_interval` `\(pruneText)`: a duration of at least 1s, e.g. 30s or 5m")
         }
+        func duration(_ key: String, _ fallback: String, minimum: Int64, maximum: Int64) throws(ConfigError) -> Duration {
+            let text = config.string("server", key) ?? fallback
+            guard let seconds = ConfigDuration.seconds(text), seconds >= minimum, seconds <= maximum else {
+                throw ConfigError("`server.\(key)` `\(text)`: a duration between \(minimum)s and \(maximum / 86400)d, e.g. 30m or 1h")
+            }
+            return .seconds(seconds)
+        }
+        let agentListen: ListenAddress
+        do { agentListen = try ListenAddress(parsing: config.string("server", "listen") ?? "") } catch {
+            throw ConfigError("`server.listen`: \(error.message)")
+        }
+        let rate = config.integer("server", "attest_rate_limit") ?? 60
+        guard rate >= 1, rate <= 1_000_000 else { throw ConfigError("`server.attest_rate_limit` \(rate): between 1 and 1000000 per minute") }
         let datastore = config.string("server", "datastore").flatMap { $0.isEmpty ? nil : $0 }
         let directory = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         return ServerOptions(dataDirectory: directory, trustDomain: trustDomain, datastore: datastore,
                              adminSocket: config.string("server", "admin_socket") ?? ServerOptions.defaultAdminSocket,
                              adminUIDs: try ids("uids"), adminGIDs: try ids("gids"), httpListen: listen,
-                             pruneInterval: .seconds(pruneSeconds))
+                             pruneInterval: .seconds(pruneSeconds), listen: agentListen,
+                             agentSVIDTTL: try duration("agent_svid_ttl", "1h", minimum: 60, maximum: 7 * 86400),
+                             x509SVIDTTL: try duration("x509_svid_ttl", "1h", minimum: 10, maximum: 7 * 86400),
+                             jwtSVIDTTL: try duration("jwt_svid_ttl", "5m", minimum: 10, maximum: 7 * 86400),
+                             attestRatePerMinute: Int(rate),
+                             x509popCABundle: config.string("x509pop", "ca_bundle").flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Hides a URL's password (`postgres://writ:***@db/writ`).

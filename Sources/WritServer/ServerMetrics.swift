@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Prometheus
+import SPIFFEIdentity
 import WritModel
 import WritStore
 
@@ -20,6 +21,32 @@ public final class ServerMetrics: Sendable {
         registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "admin_requests", unitName: "total",
                                                helpText: "Admin API requests by route and HTTP status."),
                              labels: [("method", method), ("route", route), ("status", String(status))]).increment()
+    }
+
+    /// Counts an attestation by method and result (`ok`, or the refusal's code).
+    func attestation(type: String, result: String) {
+        registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "attestations", unitName: "total",
+                                               helpText: "Node attestations by method and result."),
+                             labels: [("type", type), ("result", result)]).increment()
+    }
+
+    /// Counts SVIDs signed for agents, by kind (`x509`, `jwt`, `agent`).
+    func svidSigned(kind: String) {
+        registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "svids_signed", unitName: "total",
+                                               helpText: "SVIDs signed, by kind."),
+                             labels: [("kind", kind)]).increment()
+    }
+
+    /// Counts agent API calls by method and gRPC status code.
+    func agentCall(method: String, code: String) {
+        registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "agent_api_calls", unitName: "total",
+                                               helpText: "Agent API calls by method and gRPC status."),
+                             labels: [("method", method), ("code", code)]).increment()
+    }
+
+    /// Sync streams currently open.
+    var syncStreams: Gauge {
+        registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "sync_streams", unitName: "", helpText: "Agent sync streams open."))
     }
 
     /// Records how long a datastore operation took and whether it failed.
@@ -100,6 +127,25 @@ struct MeasuredDatastore: Datastore {
         try await measure("consume_join_token") { () async throws(StoreError) in try await inner.consumeJoinToken(hash: hash, at: time) }
     }
     func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int { try await measure("prune_join_tokens") { () async throws(StoreError) in try await inner.pruneJoinTokens(at: time) } }
+    func attestAgent(_ agent: AgentRecord, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await measure("attest_agent") { () async throws(StoreError) in try await inner.attestAgent(agent, at: time) }
+    }
+    func agent(id: SPIFFEID) async throws(StoreError) -> AgentRecord? { try await measure("get_agent") { () async throws(StoreError) in try await inner.agent(id: id) } }
+    func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await measure("renew_agent") { () async throws(StoreError) in
+            try await inner.renewAgent(id: id, fromSerial: fromSerial, toSerial: toSerial, expiresAt: expiresAt, at: time)
+        }
+    }
+    func listAgents(_ filter: AgentFilter) async throws(StoreError) -> [AgentRecord] { try await measure("list_agents") { () async throws(StoreError) in try await inner.listAgents(filter) } }
+    func evictAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await measure("evict_agent") { () async throws(StoreError) in try await inner.evictAgent(id: id, at: time) }
+    }
+    func banAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await measure("ban_agent") { () async throws(StoreError) in try await inner.banAgent(id: id, at: time) }
+    }
+    func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID] {
+        try await measure("purge_agents") { () async throws(StoreError) in try await inner.purgeAgents(expiredBefore: time, at: now) }
+    }
     func backup(to path: String) async throws(StoreError) { try await measure("backup") { () async throws(StoreError) in try await inner.backup(to: path) } }
     func close() async { await inner.close() }
 }

@@ -22,10 +22,24 @@ public struct ServerOptions: Sendable {
     public var httpListen: ListenAddress
     /// How often expired entries and join tokens are deleted.
     public var pruneInterval: Duration
+    /// The agent API's listener (gRPC over TLS 1.3).
+    public var listen: ListenAddress
+    /// Lifetime of agent SVIDs.
+    public var agentSVIDTTL: Duration
+    /// Default lifetime of workload X.509-SVIDs.
+    public var x509SVIDTTL: Duration
+    /// Default lifetime of JWT-SVIDs.
+    public var jwtSVIDTTL: Duration
+    /// Attestations allowed per source address per minute.
+    public var attestRatePerMinute: Int
+    /// PEM file of the CAs trusted to vouch for nodes in x509pop attestation; nil refuses x509pop.
+    public var x509popCABundle: String?
 
     public init(dataDirectory: String, trustDomain: TrustDomain, datastore: String? = nil, adminSocket: String = ServerOptions.defaultAdminSocket,
                 adminUIDs: [UInt32] = [], adminGIDs: [UInt32] = [], httpListen: ListenAddress = try! ListenAddress(parsing: "127.0.0.1:8080"),
-                pruneInterval: Duration = .seconds(60)) {
+                pruneInterval: Duration = .seconds(60), listen: ListenAddress = try! ListenAddress(parsing: "0.0.0.0:8081"),
+                agentSVIDTTL: Duration = .seconds(3600), x509SVIDTTL: Duration = .seconds(3600), jwtSVIDTTL: Duration = .seconds(300),
+                attestRatePerMinute: Int = 60, x509popCABundle: String? = nil) {
         self.dataDirectory = dataDirectory
         self.trustDomain = trustDomain
         self.datastore = datastore
@@ -34,6 +48,12 @@ public struct ServerOptions: Sendable {
         self.adminGIDs = adminGIDs
         self.httpListen = httpListen
         self.pruneInterval = pruneInterval
+        self.listen = listen
+        self.agentSVIDTTL = agentSVIDTTL
+        self.x509SVIDTTL = x509SVIDTTL
+        self.jwtSVIDTTL = jwtSVIDTTL
+        self.attestRatePerMinute = attestRatePerMinute
+        self.x509popCABundle = x509popCABundle
     }
 
     /// The datastore URL in effect.

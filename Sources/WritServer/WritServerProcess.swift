@@ -2,12 +2,16 @@
 import Glibc
 #endif
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import SPIFFEIdentity
 import WritModel
+import WritNodeAttestation
 import WritStore
 import WritStorePostgres
 import WritStoreSQLite
@@ -19,21 +23,27 @@ public enum WritServerProcess {
     public static func run(_ options: ServerOptions, logger: Logger) async throws {
         try prepareDataDirectory(options.dataDirectory)
         try prepareSocketDirectory(for: options.adminSocket)
+        let x509pop = try loadX509PopTrust(options)
         let url = options.datastoreURL
         try await withDatastore(url, logger: logger) { rawStore, description in
             let metrics = ServerMetrics()
             let store = MeasuredDatastore(inner: rawStore, metrics: metrics)
+            let (identity, serverSVID) = try await ServerIdentity.open(options: options, logger: logger)
+            let cache = RegistryCache(store: store, serverID: identity.serverID, logger: logger)
+            try await cache.load()
             let routes = AdminRoutes(store: store, rules: EntryRules(trustDomain: options.trustDomain),
-                                     datastoreDescription: description, metrics: metrics, now: { Date() })
+                                     datastoreDescription: description, metrics: metrics, now: { Date() },
+                                     bundle: { await identity.ca.bundle() })
             let router = Router(context: AdminContext.self)
             router.add(middleware: AdminMetricsMiddleware(metrics: metrics))
             router.add(middleware: AdminAuthenticationMiddleware(policy: AdminPolicy(uids: options.adminUIDs, gids: options.adminGIDs)))
             routes.register(on: router)
             let socket = options.adminSocket
-            let readiness = Readiness(expected: ["admin_socket", "http_listen"]) { bound in
+            let readiness = Readiness(expected: ["admin_socket", "http_listen", "listen"]) { bound in
                 try writeReady(options: options, datastore: description, bound: bound)
                 logger.info("writ server ready", metadata: ["trust_domain": "\(options.trustDomain)", "admin_socket": "\(socket)",
-                                                            "http_listen": "\(bound["http_listen"] ?? "")", "datastore": "\(description)"])
+                                                            "http_listen": "\(bound["http_listen"] ?? "")",
+                                                            "listen": "\(bound["listen"] ?? "")", "datastore": "\(description)"])
             }
             let admin = Application(
                 router: router,
@@ -60,9 +70,37 @@ public enum WritServerProcess {
                 },
                 logger: logger)
             let pruner = Pruner(store: store, interval: options.pruneInterval, logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [admin, http, pruner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let agentService = AgentService(store: store, cache: cache, ca: identity.ca, peers: PeerRegistry(),
+                                            rateLimiter: AttestationRateLimiter(perMinute: options.attestRatePerMinute),
+                                            syncMemory: SyncMemory(), x509pop: x509pop, metrics: metrics, options: options, logger: logger)
+            let listener = AgentListenerFactory(
+                host: options.listen.host, port: options.listen.port, tls: identity.tls, peers: agentService.peers,
+                trustDomain: options.trustDomain, logger: logger, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                onBound: { address in
+                    let port = address?.port ?? options.listen.port
+                    let text = ListenAddress(host: options.listen.host, port: port).description
+                    Task {
+                        do { try await readiness.listening("listen", at: text) } catch {
+                            logger.error("cannot write ready.json", metadata: ["error": "\(error)"])
+                        }
+                    }
+                })
+            let grpc = GRPCService(server: GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: listener),
+                                                      services: [agentService, HealthService()]))
+            let maintainer = IdentityMaintainer(identity: identity, svid: serverSVID, lifetime: options.agentSVIDTTL, interval: .seconds(10), logger: logger)
+            let watcher = RegistryWatcher(cache: cache, interval: .milliseconds(200), logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [admin, http, pruner, grpc, maintainer, watcher],
+                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             try? FileManager.default.removeItem(atPath: (options.dataDirectory as NSString).appendingPathComponent("ready.json"))
+        }
+    }
+
+    /// The x509pop CA bundle of `options`, read and checked; nil when none is configured.
+    public static func loadX509PopTrust(_ options: ServerOptions) throws -> X509PopTrust? {
+        guard let path = options.x509popCABundle else { return nil }
+        do { return try X509PopTrust(pemFile: path) } catch {
+            throw ServerError("`x509pop.ca_bundle`: \(error.message)")
         }
     }
 

@@ -44,6 +44,25 @@ public protocol Datastore: Sendable {
     /// Deletes tokens that expired at or before `time`; returns how many.
     func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int
 
+    /// Records a successful attestation: creates the agent, or replaces the record of one that
+    /// attested again (x509pop after an eviction or expiry). A banned agent is refused with
+    /// `permission_denied` and its record is left unchanged.
+    func attestAgent(_ agent: AgentRecord, at time: Date) async throws(StoreError) -> AgentRecord
+    /// The agent with this SPIFFE ID, or nil.
+    func agent(id: SPIFFEID) async throws(StoreError) -> AgentRecord?
+    /// Moves an agent from the SVID `fromSerial` to a renewed one: `conflict` when the stored
+    /// serial is not `fromSerial` (the old SVID was already renewed), `permission_denied` when
+    /// banned, `not_found` when evicted.
+    func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord
+    /// The agents matching `filter`, ordered by SPIFFE ID.
+    func listAgents(_ filter: AgentFilter) async throws(StoreError) -> [AgentRecord]
+    /// Deletes the agent's record: its SVID stops being accepted and it must attest again.
+    func evictAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord
+    /// Marks the agent banned and forgets its serial: refused at once, and it cannot attest again.
+    func banAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord
+    /// Deletes agents whose SVID expired before `time` (banned ones included); returns their ids.
+    func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID]
+
     /// Writes a consistent copy of the whole datastore to `path` (a new file) while it stays
     /// online. SQLite only: a PostgreSQL store is backed up with `pg_dump` (docs/datastore.md).
     func backup(to path: String) async throws(StoreError)
@@ -131,6 +150,11 @@ public struct StoreChange: Sendable, Hashable {
         case entryDeleted = "entry.delete"
         case joinTokenCreated = "token.generate"
         case joinTokenUsed = "token.use"
+        case agentAttested = "agent.attest"
+        case agentRenewed = "agent.renew"
+        case agentEvicted = "agent.evict"
+        case agentBanned = "agent.ban"
+        case agentPurged = "agent.purge"
     }
 
     /// The revision the change committed at; strictly increasing.

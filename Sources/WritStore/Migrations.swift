@@ -65,6 +65,25 @@ struct Migration: Sendable {
                 """,
             ]
         ),
+        Migration(
+            version: 2,
+            sqlite: [
+                """
+                CREATE TABLE agents (id TEXT PRIMARY KEY, attestation_type TEXT NOT NULL, selectors TEXT NOT NULL,
+                    serial_number TEXT NOT NULL, expires_at_ms BIGINT NOT NULL, banned BIGINT NOT NULL, can_reattest BIGINT NOT NULL,
+                    created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX agents_expires_at ON agents (expires_at_ms)",
+            ],
+            postgres: [
+                """
+                CREATE TABLE agents (id TEXT COLLATE "C" PRIMARY KEY, attestation_type TEXT NOT NULL, selectors TEXT NOT NULL,
+                    serial_number TEXT NOT NULL, expires_at_ms BIGINT NOT NULL, banned BIGINT NOT NULL, can_reattest BIGINT NOT NULL,
+                    created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX agents_expires_at ON agents (expires_at_ms)",
+            ]
+        ),
     ]
 
     /// The newest step this binary knows.

@@ -24,16 +24,16 @@ public final class SQLDatastore: Datastore {
 
     // MARK: running statements
 
-    private func write<T: Sendable>(_ what: String, _ body: (any SQLDatabase) async throws -> T) async throws(StoreError) -> T {
+    func write<T: Sendable>(_ what: String, _ body: (any SQLDatabase) async throws -> T) async throws(StoreError) -> T {
         try await run("write", what) { try await backend.write(body) }
     }
 
-    private func read<T: Sendable>(_ what: String, _ body: (any SQLDatabase) async throws -> T) async throws(StoreError) -> T {
+    func read<T: Sendable>(_ what: String, _ body: (any SQLDatabase) async throws -> T) async throws(StoreError) -> T {
         try await run("read", what) { try await backend.read(body) }
     }
 
     /// Passes `StoreError`s through and reports any driver error as `unavailable`.
-    private func run<T: Sendable>(_ kind: String, _ what: String, _ body: () async throws -> T) async throws(StoreError) -> T {
+    func run<T: Sendable>(_ kind: String, _ what: String, _ body: () async throws -> T) async throws(StoreError) -> T {
         do {
             return try await body()
         } catch let error as StoreError {
@@ -43,7 +43,7 @@ public final class SQLDatastore: Datastore {
         }
     }
 
-    private func fault(_ point: StoreFaultPoint) throws(StoreError) {
+    func fault(_ point: StoreFaultPoint) throws(StoreError) {
         try faults?.hook(point)
     }
 
@@ -268,7 +268,7 @@ public final class SQLDatastore: Datastore {
 
     // MARK: rows
 
-    private func recordChange(_ kind: StoreChange.Kind, recordID: String, at ms: Int64, in db: any SQLDatabase) async throws -> Int64 {
+    func recordChange(_ kind: StoreChange.Kind, recordID: String, at ms: Int64, in db: any SQLDatabase) async throws -> Int64 {
         guard let row = try await db.raw("INSERT INTO changes (kind, record_id, at_ms) VALUES (\(bind: kind.rawValue), \(bind: recordID), \(bind: ms)) RETURNING revision").first() else {
             throw StoreError(.unavailable, "recording the change returned no revision")
         }

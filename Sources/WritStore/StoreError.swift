@@ -14,6 +14,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case invalidArgument = "invalid_argument"
         /// A join token was already used or has expired.
         case tokenRejected = "token_rejected"
+        /// The record refuses the operation (a banned agent).
+        case permissionDenied = "permission_denied"
         /// The database's schema is newer than this binary knows.
         case schemaTooNew = "schema_too_new"
         /// The database cannot be reached or answered with an error.

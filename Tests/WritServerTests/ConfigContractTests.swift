@@ -54,6 +54,9 @@ import WritTestSupport
             "datastore": ("sqlite:/srv/env.sqlite3", "\"sqlite:/srv/env.sqlite3\""), "admin_socket": ("/tmp/env/admin.sock", "\"/tmp/env/admin.sock\""),
             "http_listen": ("127.0.0.1:9999", "\"127.0.0.1:9999\""), "log_level": ("debug", "\"debug\""), "prune_interval": ("45s", "\"45s\""),
             "uids": ("11,12", "[11, 12]"), "gids": ("21", "[21]"),
+            "listen": ("127.0.0.1:9998", "\"127.0.0.1:9998\""), "agent_svid_ttl": ("2h", "\"2h\""),
+            "x509_svid_ttl": ("30m", "\"30m\""), "jwt_svid_ttl": ("10m", "\"10m\""), "attest_rate_limit": ("30", "30"),
+            "ca_bundle": ("/srv/env-node-ca.pem", "\"/srv/env-node-ca.pem\""),
         ]
         for (table, key) in keys {
             let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")
@@ -62,7 +65,12 @@ import WritTestSupport
             #expect(dump.status == 0, "\(dump.summary)")
             #expect(dump.stdout.contains("\(key) = \(shown)  # environment"), "\(environment) is not read:\n\(dump.stdout)")
             // The flag beats the environment.
-            let flagValue = key == "uids" || key == "gids" ? ["99"] : [key == "http_listen" ? "127.0.0.1:1" : value + "x"]
+            let flagValue: [String]
+            switch key {
+            case "uids", "gids", "attest_rate_limit": flagValue = ["99"]
+            case "http_listen", "listen": flagValue = ["127.0.0.1:1"]
+            default: flagValue = [value + "x"]
+            }
             let both = try Self.writ(["config", "dump", Self.flag(table, key)] + flagValue, environment: [environment: value])
             #expect(both.stdout.contains("\(key) = ") && both.stdout.split(separator: "\n").contains { $0.hasPrefix("\(key) = ") && $0.hasSuffix("# flag") },
                     "\(Self.flag(table, key)) does not beat \(environment):\n\(both.summary)")

@@ -28,7 +28,7 @@ final class ServerHarness: @unchecked Sendable {
             _ = chmod(directory.path, 0o755)
         }
         var arguments = ["server", "run", "--data-dir", directory.file("data").path, "--trust-domain", "example.org",
-                         "--admin-socket", socketDir + "/admin.sock", "--http-listen", "127.0.0.1:0"] + extraArguments
+                         "--admin-socket", socketDir + "/admin.sock", "--http-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"] + extraArguments
         var drop: (() async -> Void)?
         if backend == "postgres" {
             let (url, dropper) = try await Self.createDatabase()

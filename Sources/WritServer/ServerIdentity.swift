@@ -1,0 +1,134 @@
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import ServiceLifecycle
+import SPIFFEIdentity
+import WritCA
+import X509
+
+/// The server's CA and its own X.509-SVID (`spiffe://<td>/writ/server`), which the agent API's
+/// TLS presents. Opens the CA from `<data-dir>/ca` (keys 0600 under `keys/`, state in
+/// `state.json`), bootstrapping it on first start.
+struct ServerIdentity {
+    let ca: CertificateAuthority
+    let tls: AgentTLSState
+    let serverID: SPIFFEID
+
+    static func open(options: ServerOptions, logger: Logger) async throws -> (ServerIdentity, ServerSVID) {
+        let directory = (options.dataDirectory as NSString).appendingPathComponent("ca")
+        if !FileManager.default.fileExists(atPath: directory) {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let longest = max(options.agentSVIDTTL, options.x509SVIDTTL, options.jwtSVIDTTL)
+        let intermediate = max(Duration.seconds(86400), longest * Int(CAConfiguration.rotationRatio))
+        let configuration = CAConfiguration(rootLifetime: max(.seconds(365 * 86400), intermediate * Int(CAConfiguration.rotationRatio)),
+                                            intermediateLifetime: intermediate, jwtKeyLifetime: intermediate,
+                                            agentSVIDLifetime: options.agentSVIDTTL, x509SVIDLifetime: options.x509SVIDTTL,
+                                            jwtSVIDLifetime: options.jwtSVIDTTL)
+        let ca: CertificateAuthority
+        do {
+            ca = try await CertificateAuthority(
+                trustDomain: options.trustDomain, configuration: configuration,
+                keyManager: try DiskKeyManager(directory: (directory as NSString).appendingPathComponent("keys")),
+                store: FileCAStateStore(path: (directory as NSString).appendingPathComponent("state.json")), now: { Date() })
+            try await ca.verifyIntegrity()
+        } catch {
+            throw ServerError("cannot open the CA in `\(directory)`: \(error.message)")
+        }
+        let serverID = try SPIFFEID(trustDomain: options.trustDomain, path: "/writ/server")
+        let svid = try await ServerSVID.issue(ca: ca, id: serverID, lifetime: options.agentSVIDTTL)
+        let tls = try AgentTLSState(chainDER: svid.chainDER, privateKeyPEM: svid.privateKeyPEM, bundle: await ca.bundle())
+        logger.info("CA ready", metadata: ["trust_domain": "\(options.trustDomain)", "server_svid_expires_at": "\(svid.expiresAt)"])
+        return (ServerIdentity(ca: ca, tls: tls, serverID: serverID), svid)
+    }
+}
+
+/// One server X.509-SVID and its key.
+struct ServerSVID: Sendable {
+    let chainDER: [[UInt8]]
+    let privateKeyPEM: String
+    let issuedAt: Date
+    let expiresAt: Date
+
+    static func issue(ca: CertificateAuthority, id: SPIFFEID, lifetime: Duration) async throws -> ServerSVID {
+        let key = P256.Signing.PrivateKey()
+        let issued: IssuedX509SVID
+        do { issued = try await ca.issueX509SVID(publicKey: Certificate.PublicKey(key.publicKey), id: id, ttl: lifetime) } catch {
+            throw ServerError("cannot issue the server's SVID: \(error.message)")
+        }
+        return ServerSVID(chainDER: issued.chainDER, privateKeyPEM: key.pemRepresentation, issuedAt: Date(), expiresAt: issued.leaf.notValidAfter)
+    }
+}
+
+/// Keeps the CA rotating and the server's SVID fresh: checks every `interval`, applies any due
+/// authority rotation (publishing the new bundle to the TLS verifier), and renews the server
+/// SVID once half its life has passed.
+struct IdentityMaintainer: Service {
+    let identity: ServerIdentity
+    var svid: ServerSVID
+    let lifetime: Duration
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        var current = svid
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let interval = self.interval
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
+            do {
+                let actions = try await identity.ca.rotate()
+                if !actions.isEmpty {
+                    identity.tls.update(bundle: await identity.ca.bundle())
+                    logger.info("CA rotated", metadata: ["actions": "\(actions)"])
+                }
+                let half = current.issuedAt.addingTimeInterval(current.expiresAt.timeIntervalSince(current.issuedAt) / 2)
+                if Date() >= half || !actions.isEmpty {
+                    current = try await ServerSVID.issue(ca: identity.ca, id: identity.serverID, lifetime: lifetime)
+                    try identity.tls.update(chainDER: current.chainDER, privateKeyPEM: current.privateKeyPEM)
+                    logger.info("server SVID renewed", metadata: ["expires_at": "\(current.expiresAt)"])
+                }
+            } catch {
+                logger.error("CA maintenance failed; will retry", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Polls the change feed so the registry cache (and every sync stream) follows writes made
+/// through any server on the same datastore.
+struct RegistryWatcher: Service {
+    let cache: RegistryCache
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        var failing = false
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                try await cache.catchUp()
+                if failing { logger.info("registry catch-up recovered") }
+                failing = false
+            } catch {
+                if !failing { logger.warning("registry catch-up failed; will retry", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
+            let interval = self.interval
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
+        }
+    }
+}
+
+/// Runs a gRPC server until graceful shutdown.
+struct GRPCService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Custom<AgentListenerFactory>>
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+    }
+}
