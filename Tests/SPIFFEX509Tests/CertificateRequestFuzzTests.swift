@@ -19,13 +19,13 @@ import X509
         ]
         var out: [[UInt8]] = []
         for (key, algorithm) in keys {
-            out.append(try CertificateRequestTests.csr(key, algorithm: algorithm))
+            out.append(try TestCSR.make(key, algorithm: algorithm))
         }
         let greedy = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
             SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://example.org/admin"), .dnsName("a.example")])
         }
-        out.append(try CertificateRequestTests.csr(keys[0].0, asking: greedy))
+        out.append(try TestCSR.make(keys[0].0, asking: greedy))
         return out
     }
 

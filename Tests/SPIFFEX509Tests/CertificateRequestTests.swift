@@ -4,30 +4,19 @@ import Foundation
 import SPIFFEIdentity
 import SwiftASN1
 import Testing
+import WritTestSupport
 import X509
 @testable import SPIFFEX509
 
 /// PKCS#10 requests: only the public key of a request whose signature verifies is used.
 @Suite struct CertificateRequestTests {
-    static func csr(_ key: Certificate.PrivateKey, algorithm: Certificate.SignatureAlgorithm = .ecdsaWithSHA256,
-                    asking extensions: Certificate.Extensions? = nil) throws -> [UInt8] {
-        var attributes = CertificateSigningRequest.Attributes()
-        if let extensions { attributes.insert(try CertificateSigningRequest.Attribute(ExtensionRequest(extensions: extensions))) }
-        let request = try CertificateSigningRequest(
-            version: .v1, subject: try DistinguishedName { CommonName("request") }, privateKey: key,
-            attributes: attributes, signatureAlgorithm: algorithm)
-        var serializer = DER.Serializer()
-        try serializer.serialize(request)
-        return serializer.serializedBytes
-    }
-
     @Test(arguments: [TestKeyType.ecP256, .ecP384, .rsa2048])
     func acceptsAndIssues(_ keyType: TestKeyType) async throws {
         let key = try keyType.makeKey()
         let algorithm: Certificate.SignatureAlgorithm = keyType == .ecP384 ? .ecdsaWithSHA384 : (keyType == .rsa2048 ? .sha256WithRSAEncryption : .ecdsaWithSHA256)
-        let request = try SVIDCertificateRequest(derEncoded: try Self.csr(key, algorithm: algorithm))
+        let request = try SVIDCertificateRequest(derEncoded: try TestCSR.make(key, algorithm: algorithm))
         #expect(request.publicKey == key.publicKey)
-        let pem = PEMDocument(type: "CERTIFICATE REQUEST", derBytes: try Self.csr(key, algorithm: algorithm)).pemString
+        let pem = PEMDocument(type: "CERTIFICATE REQUEST", derBytes: try TestCSR.make(key, algorithm: algorithm)).pemString
         #expect(try SVIDCertificateRequest(pemEncoded: pem).publicKey == key.publicKey)
     }
 
@@ -40,7 +29,7 @@ import X509
             SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://example.org/admin"), .dnsName("evil.example")])
             Certificate.Extension(oid: [1, 3, 6, 1, 4, 1, 55555, 9], critical: false, value: [0x05, 0x00])
         }
-        let request = try SVIDCertificateRequest(derEncoded: try Self.csr(key, asking: greedy))
+        let request = try SVIDCertificateRequest(derEncoded: try TestCSR.make(key, asking: greedy))
         let leaf = try await X509SVIDProfile.leaf(id: try SPIFFEID(parsing: "spiffe://example.org/worker"), publicKey: request.publicKey,
                                                   notBefore: t.now, notAfter: t.now + 600, issuer: t.intermediate, issuerKey: t.intermediateKey)
         #expect(Array(try #require(try leaf.extensions.subjectAlternativeNames)) == [.uniformResourceIdentifier("spiffe://example.org/worker")])
@@ -53,7 +42,7 @@ import X509
     }
 
     @Test func badSignatureIsRefused() throws {
-        var der = try Self.csr(Certificate.PrivateKey(P256.Signing.PrivateKey()))
+        var der = try TestCSR.make(Certificate.PrivateKey(P256.Signing.PrivateKey()))
         der[der.count - 2] ^= 0x01  // inside the ECDSA signature's s
         let error = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: der) }
         #expect(error?.code == .badRequestSignature || error?.code == .malformedRequest)
@@ -61,8 +50,8 @@ import X509
 
     @Test func keyOfAnotherRequestIsRefused() throws {
         // The info of request A with the signature of request B.
-        let a = try CertificateSigningRequest(derEncoded: try Self.csr(Certificate.PrivateKey(P256.Signing.PrivateKey())))
-        let b = try CertificateSigningRequest(derEncoded: try Self.csr(Certificate.PrivateKey(P256.Signing.PrivateKey())))
+        let a = try CertificateSigningRequest(derEncoded: try TestCSR.make(Certificate.PrivateKey(P256.Signing.PrivateKey())))
+        let b = try CertificateSigningRequest(derEncoded: try TestCSR.make(Certificate.PrivateKey(P256.Signing.PrivateKey())))
         let forged = try CertificateSigningRequest(version: a.version, subject: a.subject, publicKey: a.publicKey,
                                                    attributes: a.attributes, signatureAlgorithm: b.signatureAlgorithm, signature: b.signature)
         let error = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(forged) }
@@ -71,16 +60,16 @@ import X509
 
     @Test func unsupportedKeysAreRefusedWithTheReason() throws {
         let p521 = Certificate.PrivateKey(P521.Signing.PrivateKey())
-        let e1 = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: try Self.csr(p521, algorithm: .ecdsaWithSHA512)) }
+        let e1 = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: try TestCSR.make(p521, algorithm: .ecdsaWithSHA512)) }
         #expect(e1?.code == .unsupportedKey)
         #expect(e1?.message.contains("P-521") == true)
 
         let ed = Certificate.PrivateKey(Curve25519.Signing.PrivateKey())
-        let e2 = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: try Self.csr(ed, algorithm: .ed25519)) }
+        let e2 = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: try TestCSR.make(ed, algorithm: .ed25519)) }
         #expect(e2?.code == .unsupportedKey)
 
         let small = Certificate.PrivateKey(try _RSA.Signing.PrivateKey(unsafeKeySize: .init(bitCount: 1024)))
-        let e3 = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: try Self.csr(small, algorithm: .sha256WithRSAEncryption)) }
+        let e3 = #expect(throws: X509SVIDError.self) { try SVIDCertificateRequest(derEncoded: try TestCSR.make(small, algorithm: .sha256WithRSAEncryption)) }
         #expect(e3?.code == .unsupportedKey)
         #expect(e3?.message.contains("1024") == true)
     }

@@ -23,13 +23,7 @@ func makeCA(clock: ManualClock, configuration: CAConfiguration = fastConfigurati
                                    upstream: upstream, now: clock.now)
 }
 
-func csr(for key: P256.Signing.PrivateKey) throws -> [UInt8] {
-    let request = try CertificateSigningRequest(version: .v1, subject: try DistinguishedName { CommonName("w") },
-                                                privateKey: .init(key), attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256)
-    var serializer = DER.Serializer()
-    try serializer.serialize(request)
-    return serializer.serializedBytes
-}
+func csr(for key: P256.Signing.PrivateKey) throws -> [UInt8] { try TestCSR.make(key) }
 
 extension TrustBundle {
     /// Every published key, as `x509:<DER hex>` or `jwt:<kid>`.
