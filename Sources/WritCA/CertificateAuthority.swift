@@ -40,7 +40,7 @@ public struct UpstreamCA: Sendable {
 /// validated with ``JWTSVIDValidator`` against the published key. A credential that fails is
 /// never handed out.
 public actor CertificateAuthority {
-    public let trustDomain: TrustDomain
+    nonisolated public let trustDomain: TrustDomain
     public let configuration: CAConfiguration
     private let keyManager: any KeyManager
     private let store: any CAStateStore
@@ -175,6 +175,19 @@ public actor CertificateAuthority {
     }
 
     private var jwtPublicKeys: [String: JWKPublicKey] = [:]
+
+    /// For each JWT key in the bundle (by `kid`), when the last token it could sign expires: the
+    /// end of the key's life plus the longest JWT-SVID lifetime. Past that the key may leave
+    /// every copy of the bundle.
+    public func jwtKeyTrustedUntil() -> [String: Date] {
+        var out: [String: Date] = [:]
+        for record in state.authorities where record.slot.kind == .jwt {
+            if let kid = record.jwtKeyID {
+                out[kid] = record.slot.notAfter.addingTimeInterval(configuration.jwtSVIDLifetime.timeInterval)
+            }
+        }
+        return out
+    }
 
     /// Checks that every authority's key (and the upstream key) is present, matches its
     /// certificate or `kid`, and makes signatures that verify with its public key; and that an

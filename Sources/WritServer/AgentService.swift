@@ -24,6 +24,8 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
     let store: any Datastore
     let cache: RegistryCache
     let ca: CertificateAuthority
+    /// The shared bundle served to agents.
+    let bundle: SharedBundle
     let peers: PeerRegistry
     let rateLimiter: AttestationRateLimiter
     let syncMemory: SyncMemory
@@ -375,7 +377,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
     }
 
     private func wireBundle() async -> Writ_Agent_V1_Bundle {
-        let bundle = await ca.bundle()
+        let bundle = self.bundle.bundle
         var wire = Writ_Agent_V1_Bundle()
         wire.trustDomain = bundle.trustDomain.name
         wire.spiffeBundle = Data(bundle.spiffeJSON())

@@ -21,6 +21,12 @@ actor RegistryCache {
     private var bySPIFFEID: [String: Set<String>] = [:]
     /// The revision of the latest change to each agent record (attest, renew, evict, ban, purge).
     private var agentChanges: [String: Int64] = [:]
+    /// The revision of the latest change to the shared bundle (0: none since start).
+    private(set) var bundleChange: Int64 = 0
+    /// When a catch-up last reached the end of the change feed.
+    private var lastCaughtUp: ContinuousClock.Instant?
+    /// `/readyz` reports not ready when the last complete catch-up is older than this.
+    static let staleAfter: Duration = .seconds(5)
     private var inFlight: Task<Void, any Error>?
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
 
@@ -75,6 +81,8 @@ actor RegistryCache {
                     }
                 case .agentAttested, .agentRenewed, .agentEvicted, .agentBanned, .agentPurged:
                     agentChanges[change.recordID] = change.revision
+                case .bundleUpdated:
+                    bundleChange = change.revision
                 case .joinTokenCreated, .joinTokenUsed:
                     break
                 }
@@ -83,6 +91,7 @@ actor RegistryCache {
             advanced = true
             if changes.count < 1000 { break }
         }
+        lastCaughtUp = .now
         if advanced {
             for (_, waiter) in waiters { waiter.resume() }
             waiters = [:]
@@ -106,6 +115,9 @@ actor RegistryCache {
     private func resumeWaiter(_ id: UUID) {
         waiters.removeValue(forKey: id)?.resume()
     }
+
+    /// When the cache last reached the end of the change feed, and the revision it holds.
+    func catchUpStatus() -> (ContinuousClock.Instant?, Int64) { (lastCaughtUp, revision) }
 
     /// The revision of the latest change to the agent's record, if any since start.
     func lastAgentChange(_ agentID: SPIFFEID) -> Int64? { agentChanges[agentID.uri] }

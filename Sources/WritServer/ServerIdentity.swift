@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import SPIFFEIdentity
 import WritCA
+import WritStore
 import X509
 
 /// The server's CA and its own X.509-SVID (`spiffe://<td>/writ/server`), which the agent API's
@@ -15,8 +16,10 @@ struct ServerIdentity {
     let ca: CertificateAuthority
     let tls: AgentTLSState
     let serverID: SPIFFEID
+    /// The bundle every server on the datastore serves (this CA's keys among them).
+    let bundle: SharedBundle
 
-    static func open(options: ServerOptions, logger: Logger) async throws -> (ServerIdentity, ServerSVID) {
+    static func open(options: ServerOptions, store: any Datastore, logger: Logger) async throws -> (ServerIdentity, ServerSVID) {
         let directory = (options.dataDirectory as NSString).appendingPathComponent("ca")
         if !FileManager.default.fileExists(atPath: directory) {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -37,11 +40,15 @@ struct ServerIdentity {
         } catch {
             throw ServerError("cannot open the CA in `\(directory)`: \(error.message)")
         }
+        // This CA's keys join the shared bundle before anything signed with them is served.
+        let shared = try await SharedBundle.open(ca: ca, store: store, instanceFile: (directory as NSString).appendingPathComponent("server-id"), logger: logger)
         let serverID = try SPIFFEID(trustDomain: options.trustDomain, path: "/writ/server")
         let svid = try await ServerSVID.issue(ca: ca, id: serverID, lifetime: options.agentSVIDTTL)
-        let tls = try AgentTLSState(chainDER: svid.chainDER, privateKeyPEM: svid.privateKeyPEM, bundle: await ca.bundle())
-        logger.info("CA ready", metadata: ["trust_domain": "\(options.trustDomain)", "server_svid_expires_at": "\(svid.expiresAt)"])
-        return (ServerIdentity(ca: ca, tls: tls, serverID: serverID), svid)
+        let tls = try AgentTLSState(chainDER: svid.chainDER, privateKeyPEM: svid.privateKeyPEM, bundle: shared.bundle)
+        logger.info("CA ready", metadata: ["trust_domain": "\(options.trustDomain)", "server_instance": "\(shared.serverInstance)",
+                                           "bundle_sequence": "\(shared.bundle.sequenceNumber ?? 0)",
+                                           "bundle_roots": "\(shared.bundle.x509Authorities.count)", "server_svid_expires_at": "\(svid.expiresAt)"])
+        return (ServerIdentity(ca: ca, tls: tls, serverID: serverID, bundle: shared), svid)
     }
 }
 
@@ -79,9 +86,12 @@ struct IdentityMaintainer: Service {
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
             do {
                 let actions = try await identity.ca.rotate()
-                if !actions.isEmpty {
-                    identity.tls.update(bundle: await identity.ca.bundle())
-                    logger.info("CA rotated", metadata: ["actions": "\(actions)"])
+                if !actions.isEmpty { logger.info("CA rotated", metadata: ["actions": "\(actions)"]) }
+                // Publish every interval, not only after a rotation: a publish that failed is
+                // retried, and an unchanged contribution costs one read.
+                if try await identity.bundle.publish(from: identity.ca) {
+                    identity.tls.update(bundle: identity.bundle.bundle)
+                    logger.info("shared bundle updated", metadata: ["sequence": "\(identity.bundle.bundle.sequenceNumber ?? 0)"])
                 }
                 let half = current.issuedAt.addingTimeInterval(current.expiresAt.timeIntervalSince(current.issuedAt) / 2)
                 if Date() >= half || !actions.isEmpty {
@@ -100,14 +110,27 @@ struct IdentityMaintainer: Service {
 /// through any server on the same datastore.
 struct RegistryWatcher: Service {
     let cache: RegistryCache
+    let identity: ServerIdentity
     let interval: Duration
     let logger: Logger
 
     func run() async throws {
         var failing = false
+        var bundleChange: Int64 = 0
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await cache.catchUp()
+                // Another server published keys (or this one did): serve the new bundle and
+                // trust it for agent connections.
+                let latest = await cache.bundleChange
+                if latest != bundleChange {
+                    if try await identity.bundle.refresh() {
+                        identity.tls.update(bundle: identity.bundle.bundle)
+                        logger.info("shared bundle updated", metadata: ["sequence": "\(identity.bundle.bundle.sequenceNumber ?? 0)",
+                                                                        "roots": "\(identity.bundle.bundle.x509Authorities.count)"])
+                    }
+                    bundleChange = latest
+                }
                 if failing { logger.info("registry catch-up recovered") }
                 failing = false
             } catch {

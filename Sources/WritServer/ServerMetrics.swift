@@ -146,6 +146,12 @@ struct MeasuredDatastore: Datastore {
     func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID] {
         try await measure("purge_agents") { () async throws(StoreError) in try await inner.purgeAgents(expiredBefore: time, at: now) }
     }
+    func publishBundleAuthorities(serverID: String, _ authorities: [BundleAuthority], at time: Date) async throws(StoreError) -> SharedBundleRecord {
+        try await measure("publish_bundle") { () async throws(StoreError) in try await inner.publishBundleAuthorities(serverID: serverID, authorities, at: time) }
+    }
+    func sharedBundle() async throws(StoreError) -> SharedBundleRecord {
+        try await measure("shared_bundle") { () async throws(StoreError) in try await inner.sharedBundle() }
+    }
     func backup(to path: String) async throws(StoreError) { try await measure("backup") { () async throws(StoreError) in try await inner.backup(to: path) } }
     func close() async { await inner.close() }
 }

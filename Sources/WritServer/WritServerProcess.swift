@@ -28,12 +28,12 @@ public enum WritServerProcess {
         try await withDatastore(url, logger: logger) { rawStore, description in
             let metrics = ServerMetrics()
             let store = MeasuredDatastore(inner: rawStore, metrics: metrics)
-            let (identity, serverSVID) = try await ServerIdentity.open(options: options, logger: logger)
+            let (identity, serverSVID) = try await ServerIdentity.open(options: options, store: store, logger: logger)
             let cache = RegistryCache(store: store, serverID: identity.serverID, logger: logger)
             try await cache.load()
             let routes = AdminRoutes(store: store, rules: EntryRules(trustDomain: options.trustDomain),
                                      datastoreDescription: description, metrics: metrics, now: { Date() },
-                                     bundle: { await identity.ca.bundle() })
+                                     bundle: { identity.bundle.bundle })
             let router = Router(context: AdminContext.self)
             router.add(middleware: AdminMetricsMiddleware(metrics: metrics))
             router.add(middleware: AdminAuthenticationMiddleware(policy: AdminPolicy(uids: options.adminUIDs, gids: options.adminGIDs)))
@@ -57,7 +57,7 @@ public enum WritServerProcess {
                 },
                 logger: logger)
             let operations = Router()
-            OperationsRoutes(store: store, metrics: metrics).register(on: operations)
+            OperationsRoutes(store: store, metrics: metrics, ca: identity.ca, cache: cache).register(on: operations)
             let http = Application(
                 router: operations,
                 configuration: .init(address: .hostname(options.httpListen.host, port: options.httpListen.port), serverName: "writ"),
@@ -70,7 +70,7 @@ public enum WritServerProcess {
                 },
                 logger: logger)
             let pruner = Pruner(store: store, interval: options.pruneInterval, logger: logger)
-            let agentService = AgentService(store: store, cache: cache, ca: identity.ca, peers: PeerRegistry(),
+            let agentService = AgentService(store: store, cache: cache, ca: identity.ca, bundle: identity.bundle, peers: PeerRegistry(),
                                             rateLimiter: AttestationRateLimiter(perMinute: options.attestRatePerMinute),
                                             syncMemory: SyncMemory(), x509pop: x509pop, metrics: metrics, options: options, logger: logger)
             let listener = AgentListenerFactory(
@@ -88,7 +88,7 @@ public enum WritServerProcess {
             let grpc = GRPCService(server: GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: listener),
                                                       services: [agentService, HealthService()]))
             let maintainer = IdentityMaintainer(identity: identity, svid: serverSVID, lifetime: options.agentSVIDTTL, interval: .seconds(10), logger: logger)
-            let watcher = RegistryWatcher(cache: cache, interval: .milliseconds(200), logger: logger)
+            let watcher = RegistryWatcher(cache: cache, identity: identity, interval: .milliseconds(200), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [admin, http, pruner, grpc, maintainer, watcher],
                                                           gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

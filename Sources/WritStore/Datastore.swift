@@ -63,6 +63,16 @@ public protocol Datastore: Sendable {
     /// Deletes agents whose SVID expired before `time` (banned ones included); returns their ids.
     func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID]
 
+    // MARK: the shared trust bundle
+
+    /// Replaces the authorities `serverID` contributes with `authorities` (each with that
+    /// server id) and drops every contribution expired at `time`, in one transaction; when
+    /// the set of authorities changed, the sequence goes up by one and a `bundle.update` change
+    /// is recorded. Returns the bundle as committed.
+    func publishBundleAuthorities(serverID: String, _ authorities: [BundleAuthority], at time: Date) async throws(StoreError) -> SharedBundleRecord
+    /// The shared bundle: every stored contribution and the sequence.
+    func sharedBundle() async throws(StoreError) -> SharedBundleRecord
+
     /// Writes a consistent copy of the whole datastore to `path` (a new file) while it stays
     /// online. SQLite only: a PostgreSQL store is backed up with `pg_dump` (docs/datastore.md).
     func backup(to path: String) async throws(StoreError)
@@ -155,6 +165,7 @@ public struct StoreChange: Sendable, Hashable {
         case agentEvicted = "agent.evict"
         case agentBanned = "agent.ban"
         case agentPurged = "agent.purge"
+        case bundleUpdated = "bundle.update"
     }
 
     /// The revision the change committed at; strictly increasing.

@@ -84,6 +84,27 @@ struct Migration: Sendable {
                 "CREATE INDEX agents_expires_at ON agents (expires_at_ms)",
             ]
         ),
+        Migration(
+            version: 3,
+            sqlite: [
+                """
+                CREATE TABLE bundle_authorities (server_id TEXT NOT NULL, kind TEXT NOT NULL, authority_id TEXT NOT NULL,
+                    data TEXT NOT NULL, expires_at_ms BIGINT NOT NULL, created_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (server_id, kind, authority_id))
+                """,
+                "CREATE TABLE bundle_state (id BIGINT PRIMARY KEY, sequence BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)",
+                "INSERT INTO bundle_state (id, sequence, updated_at_ms) VALUES (1, 0, 0)",
+            ],
+            postgres: [
+                """
+                CREATE TABLE bundle_authorities (server_id TEXT COLLATE "C" NOT NULL, kind TEXT COLLATE "C" NOT NULL,
+                    authority_id TEXT COLLATE "C" NOT NULL, data TEXT NOT NULL, expires_at_ms BIGINT NOT NULL,
+                    created_at_ms BIGINT NOT NULL, PRIMARY KEY (server_id, kind, authority_id))
+                """,
+                "CREATE TABLE bundle_state (id BIGINT PRIMARY KEY, sequence BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)",
+                "INSERT INTO bundle_state (id, sequence, updated_at_ms) VALUES (1, 0, 0)",
+            ]
+        ),
     ]
 
     /// The newest step this binary knows.

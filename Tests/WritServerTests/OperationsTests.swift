@@ -18,7 +18,8 @@ import WritTestSupport
         let (alive, aliveBody) = try server.httpGet("/healthz")
         #expect(alive == 200 && aliveBody.contains("alive"))
         let (readyStatus, readyBody) = try server.httpGet("/readyz")
-        #expect(readyStatus == 200 && readyBody.contains("\"datastore\":\"ok\""), "\(readyBody)")
+        #expect(readyStatus == 200 && readyBody.contains("\"datastore\":\"ok\"") && readyBody.contains("\"ca\":\"ok\"")
+                && readyBody.contains("\"change_feed\":\"ok\""), "\(readyBody)")
 
         _ = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/m", "--parent-id", EntryCLITests.agent, "--selector", "unix:uid:1"])
         _ = try server.writ(["entry", "show", "--entry-id", "absent"])

@@ -133,7 +133,7 @@ final class ServerHarness: @unchecked Sendable {
         await dropDatabase?()
     }
 
-    static func createDatabase() async throws -> (String, () async -> Void) {
+    static func createDatabase() async throws -> (String, @Sendable () async -> Void) {
         guard let text = ProcessInfo.processInfo.environment["WRIT_TEST_POSTGRES_URL"], !text.isEmpty else {
             throw TestEnvironment.MissingPrerequisite("WRIT_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts a throwaway PostgreSQL")
         }

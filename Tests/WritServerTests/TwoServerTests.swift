@@ -1,0 +1,147 @@
+import Foundation
+import GRPCCore
+import SwiftASN1
+import Synchronization
+import Testing
+import WritAgentAPI
+import WritTestSupport
+import X509
+
+/// Two `writ server run` processes on one PostgreSQL database, each with its own CA: both
+/// serve the union of their roots as one bundle, an entry written through one reaches an agent
+/// synced from the other, an agent attested at one is served by the other, and SVIDs from both
+/// verify (openssl) against the shared bundle.
+@Suite(.serialized) struct TwoServerTests {
+    /// The `x509-svid` keys of the SPIFFE bundle a server serves, and its sequence.
+    static func bundle(_ server: ServerHarness) throws -> (roots: Int, sequence: Int) {
+        let shown = try server.writ(["bundle", "show", "--format", "spiffe"])
+        guard shown.status == 0 else { throw TestFailure("bundle show failed: \(shown.summary)") }
+        let object = jsonObject(shown.stdout)
+        let keys = object["keys"] as? [[String: Any]] ?? []
+        return (keys.filter { $0["use"] as? String == "x509-svid" }.count, object["spiffe_sequence"] as? Int ?? -1)
+    }
+
+    /// Runs `body`, failing if it takes longer than `limit`.
+    static func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask { try await Task.sleep(for: limit); return nil }
+            guard let first = try await group.next(), let value = first else {
+                group.cancelAll()
+                throw TestFailure("\(what) did not happen within \(limit)")
+            }
+            group.cancelAll()
+            return value
+        }
+    }
+
+    @Test func twoServersOnOneDatabaseShareTheRegistryAndTheBundle() async throws {
+        let (url, drop) = try await ServerHarness.createDatabase()
+        let a = try await ServerHarness.start(extraArguments: ["--datastore", url])
+        let b: ServerHarness
+        do { b = try await ServerHarness.start(extraArguments: ["--datastore", url]) } catch {
+            await a.stop()
+            await drop()
+            throw error
+        }
+        defer {
+            Task {
+                await a.stop()
+                await b.stop()
+                await drop()
+            }
+        }
+
+        // Each server published its root; each learns the other's from the datastore.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, try Self.bundle(a).roots < 2 || Self.bundle(b).roots < 2 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let (rootsA, sequenceA) = try Self.bundle(a)
+        let (rootsB, sequenceB) = try Self.bundle(b)
+        #expect(rootsA == 2 && rootsB == 2 && sequenceA == sequenceB && sequenceA >= 2,
+                "A: \(rootsA) roots at \(sequenceA); B: \(rootsB) roots at \(sequenceB)")
+
+        // One agent attests through each server.
+        var attestedA = try TestAgent(server: a)
+        try await attestedA.attest(joinToken: try AgentAPITests.token(a).secret)
+        var attestedB = try TestAgent(server: b)
+        try await attestedB.attest(joinToken: try AgentAPITests.token(b).secret)
+        let agentA = attestedA, agentB = attestedB
+
+        // Both servers written to at once: every entry is served by the other one.
+        let written = try await withThrowingTaskGroup(of: [String: String].self) { group in
+            for (server, agent, name) in [(a, agentB, "via-a"), (b, agentA, "via-b")] {
+                group.addTask {
+                    var ids: [String: String] = [:]
+                    for index in 0..<10 {
+                        ids[try AgentAPITests.entry(server, "spiffe://example.org/\(name)/\(index)", parent: agent.id)] = agent.id
+                    }
+                    return ids
+                }
+            }
+            return try await group.reduce(into: [:]) { $0.merge($1) { first, _ in first } }
+        }
+        let forA = Set(written.filter { $0.value == agentA.id }.keys)
+        let forB = Set(written.filter { $0.value == agentB.id }.keys)
+        let seenByA = try await Self.within(.seconds(10), "entries written through B reaching an agent of A") { [agentA] in
+            try await agentA.sync { messages in forA.isSubset(of: Set(messages.flatMap(\.entries).map(\.id))) }
+        }
+        #expect(Set(seenByA.flatMap(\.entries).map(\.id)) == forA)
+        let seenByB = try await Self.within(.seconds(10), "entries written through A reaching an agent of B") { [agentB] in
+            try await agentB.sync { messages in forB.isSubset(of: Set(messages.flatMap(\.entries).map(\.id))) }
+        }
+        #expect(Set(seenByB.flatMap(\.entries).map(\.id)) == forB)
+
+        // Propagation: from the acknowledgement by A to the delta on B's open sync stream.
+        let arrived = Mutex<ContinuousClock.Instant?>(nil)
+        async let stream = Self.within(.seconds(15), "an entry created through A reaching B's sync stream") { [agentB] in
+            try await agentB.sync { messages in
+                guard messages.contains(where: { $0.entries.contains { $0.spiffeID == "spiffe://example.org/propagated" } }) else { return false }
+                arrived.withLock { $0 = .now }
+                return true
+            }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try AgentAPITests.entry(a, "spiffe://example.org/propagated", parent: agentB.id)
+        let acknowledged = ContinuousClock.now
+        _ = try await stream
+        let propagation = try #require(arrived.withLock { $0 }) - acknowledged
+        print("TwoServerTests: an entry acknowledged by server A reached an agent's sync stream on server B after \(propagation)")
+        #expect(propagation < .seconds(10))
+
+        // An agent attested at A is served by B (B trusts A's root through the shared bundle).
+        var agentAAtB = try TestAgent(server: b)
+        agentAAtB.key = agentA.key
+        agentAAtB.id = agentA.id
+        agentAAtB.chainDER = agentA.chainDER
+        let entryOfA = try #require(forA.first)
+        let viaB = try await agentAAtB.x509SVIDs([entryOfA])
+        #expect(viaB.count == 1 && !viaB[0].hasError, "\(viaB)")
+        let viaA = try await agentA.x509SVIDs([entryOfA])
+        #expect(viaA.count == 1 && !viaA[0].hasError, "\(viaA)")
+
+        // The SVIDs each server signed verify against the bundle either server serves.
+        let directory = try TemporaryDirectory(prefix: "writ-two-servers")
+        for (name, server) in [("a", a), ("b", b)] {
+            let pem = try server.writ(["bundle", "show", "--format", "pem"])
+            try pem.stdout.write(to: directory.file("bundle-\(name).pem"), atomically: true, encoding: .utf8)
+        }
+        for (name, result) in [("from-a", viaA[0]), ("from-b", viaB[0])] {
+            let chain = result.svidChain.map { Array($0) }
+            try Data(PEMDocument(type: "CERTIFICATE", derBytes: chain[0]).pemString.utf8).write(to: directory.file("\(name)-leaf.pem"))
+            try Data(chain.dropFirst().map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString }.joined(separator: "\n").utf8)
+                .write(to: directory.file("\(name)-chain.pem"))
+            for bundle in ["bundle-a.pem", "bundle-b.pem"] {
+                let verified = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+                    "verify", "-x509_strict", "-CAfile", directory.file(bundle).path,
+                    "-untrusted", directory.file("\(name)-chain.pem").path, directory.file("\(name)-leaf.pem").path])
+                #expect(verified.status == 0, "the SVID \(name) against \(bundle): \(verified.summary)")
+            }
+        }
+        // The two SVIDs come from different intermediates: one per server.
+        let issuerA = try Certificate(derEncoded: Array(viaA[0].svidChain[0])).issuer
+        let issuerB = try Certificate(derEncoded: Array(viaB[0].svidChain[0])).issuer
+        #expect(Array(viaA[0].svidChain[1]) != Array(viaB[0].svidChain[1]), "issuers \(issuerA) and \(issuerB)")
+    }
+}
