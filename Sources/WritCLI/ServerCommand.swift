@@ -109,6 +109,8 @@ struct ServerSettings: ParsableArguments {
     @Option(help: ArgumentHelp("How often expired entries and join tokens are deleted (default 1m).", valueName: "duration")) var pruneInterval: String?
     @Option(help: ArgumentHelp("Another uid allowed on the admin socket (repeat).", valueName: "uid")) var adminUids: [Int64] = []
     @Option(help: ArgumentHelp("A gid whose members are allowed on the admin socket (repeat).", valueName: "gid")) var adminGids: [Int64] = []
+    @Option(help: ArgumentHelp("Also serve the admin API over HTTPS (TLS 1.3, callers present an X.509-SVID); unset: socket only.", valueName: "host:port")) var adminListen: String?
+    @Option(help: ArgumentHelp("A SPIFFE ID allowed on the TCP admin listener besides admin entries (repeat).", valueName: "spiffe-id")) var adminIds: [String] = []
 
     var flags: [String: TOMLValue] {
         var out: [String: TOMLValue] = [:]
@@ -127,6 +129,8 @@ struct ServerSettings: ParsableArguments {
         if let pruneInterval { out["--prune-interval"] = .string(pruneInterval) }
         if !adminUids.isEmpty { out["--admin-uids"] = .array(adminUids.map { .integer($0) }) }
         if !adminGids.isEmpty { out["--admin-gids"] = .array(adminGids.map { .integer($0) }) }
+        if let adminListen { out["--admin-listen"] = .string(adminListen) }
+        if !adminIds.isEmpty { out["--admin-ids"] = .array(adminIds.map { .string($0) }) }
         return out
     }
 

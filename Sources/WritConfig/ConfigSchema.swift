@@ -145,6 +145,11 @@ public struct ResolvedConfig: Sendable {
         return []
     }
 
+    public func strings(_ table: String, _ key: String) -> [String] {
+        if case .array(let items)? = value(table, key) { return items.compactMap { if case .string(let text) = $0 { return text } else { return nil } } }
+        return []
+    }
+
     /// The effective configuration as TOML, secrets redacted, each value with its source.
     public func dump(redact: (ConfigKey, String) -> String) -> String {
         var out = ""

@@ -132,10 +132,26 @@ public enum AdminAPI {
     }
 
     /// Decodes bodies as the API sends them.
+    /// Times are RFC 3339 (`2026-01-02T03:04:05Z`, with or without fractional seconds, any offset).
     public static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = parseTime(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                        debugDescription: "`\(text.prefix(64))` is not an RFC 3339 time such as 2026-01-02T03:04:05Z"))
+            }
+            return date
+        }
         return decoder
+    }
+
+    /// Parses an RFC 3339 `date-time`; nil when `text` is not one.
+    public static func parseTime(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     /// Decodes a batch request strictly. A malformed request — not JSON, an unknown field (at
@@ -186,6 +202,8 @@ public enum AdminAPI {
         for key in fields.keys.sorted() where !RegistrationEntry.jsonFields.contains(key) {
             throw ErrorBody(code: "invalid_argument", message: "unknown field `\(prefix)\(key)`", field: prefix + key)
         }
+        try refuseNulls(fields, prefix: prefix)
+        try EntryShape.check(fields, prefix: prefix)
         do {
             let data = try JSONSerialization.data(withJSONObject: fields)
             return try decoder().decode(RegistrationEntry.self, from: data)
@@ -201,6 +219,13 @@ public enum AdminAPI {
         }
     }
 
+    /// Refuses an explicit JSON `null`: the API has no nullable fields, an absent field is left out.
+    public static func refuseNulls(_ fields: [String: Any], prefix: String = "") throws(ErrorBody) {
+        for key in fields.keys.sorted() where fields[key] is NSNull {
+            throw ErrorBody(code: "invalid_argument", message: "`\(prefix)\(key)` is null: leave the field out instead", field: prefix + key)
+        }
+    }
+
     static func describe(_ error: DecodingError) -> (String, String) {
         func name(_ path: [any CodingKey]) -> String {
             path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
@@ -211,6 +236,52 @@ public enum AdminAPI {
         case .valueNotFound(let type, let context): return (name(context.codingPath), "expected \(type), found null")
         case .dataCorrupted(let context): return (name(context.codingPath), context.debugDescription)
         @unknown default: return ("", "\(error)")
+        }
+    }
+}
+
+/// The JSON types of an entry object as `api/admin.v1.openapi.yaml` documents them, checked
+/// before any value is parsed: a field of the wrong type, a time that is not RFC 3339 or a
+/// selector with other members makes the request malformed as a whole (400), whereas a value of
+/// the right type that does not parse (a SPIFFE ID, a selector value) fails only its entry.
+struct EntryShape: Decodable {
+    struct SelectorShape: Decodable {
+        let type: String
+        let value: String
+    }
+    let id, spiffe_id, parent_id, hint, owner: String?
+    let expires_at, created_at, updated_at: String?
+    let x509_svid_ttl, jwt_svid_ttl, revision: Int64?
+    let admin, downstream: Bool?
+    let dns_names, federates_with: [String]?
+    let selectors: [SelectorShape]?
+    let labels: [String: String]?
+
+    static func check(_ fields: [String: Any], prefix: String) throws(AdminAPI.ErrorBody) {
+        let shape: EntryShape
+        do {
+            shape = try JSONDecoder().decode(EntryShape.self, from: try JSONSerialization.data(withJSONObject: fields))
+        } catch let error as DecodingError {
+            let (field, why) = AdminAPI.describe(error)
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid `\(prefix)\(field)`: \(why)", field: prefix + field)
+        } catch {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid entry: \(error)")
+        }
+        for key in ["spiffe_id", "parent_id", "selectors"] where fields[key] == nil {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid `\(prefix)\(key)`: the field is required", field: prefix + key)
+        }
+        for (index, selector) in ((fields["selectors"] as? [Any]) ?? []).enumerated() {
+            guard let members = selector as? [String: Any], Set(members.keys) == ["type", "value"] else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`\(prefix)selectors[\(index)]` must be exactly `{\"type\": …, \"value\": …}`",
+                                         field: "\(prefix)selectors[\(index)]")
+            }
+        }
+        for (key, value) in [("expires_at", shape.expires_at), ("created_at", shape.created_at), ("updated_at", shape.updated_at)] {
+            guard let value else { continue }
+            guard AdminAPI.parseTime(value) != nil else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid `\(prefix)\(key)`: an RFC 3339 time such as 2026-01-02T03:04:05Z",
+                                         field: prefix + key)
+            }
         }
     }
 }

@@ -1,8 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Hummingbird
 import NIOCore
+import NIOSSL
+import SPIFFEIdentity
 
 /// The caller of an admin request on the Unix socket, read from the socket with `SO_PEERCRED`.
 public struct UnixPeer: Sendable, Hashable, CustomStringConvertible {
@@ -50,12 +53,27 @@ public struct AdminPolicy: Sendable {
     }
 }
 
+/// Who made an admin request: a local user on the Unix socket or, on the TCP listener, the
+/// holder of an X.509-SVID. Its description is the audit actor.
+public enum AdminCaller: Sendable, Hashable, CustomStringConvertible {
+    case unix(UnixPeer)
+    case svid(SPIFFEID)
+
+    /// `unix:uid:<n>` or the caller's SPIFFE ID.
+    public var description: String {
+        switch self {
+        case .unix(let peer): return peer.description
+        case .svid(let id): return id.uri
+        }
+    }
+}
+
 /// The admin API's request context: it carries the authenticated caller.
 public struct AdminContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
     /// Set by ``AdminAuthenticationMiddleware`` before any route runs.
-    public var caller: UnixPeer?
+    public var caller: AdminCaller?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -66,23 +84,49 @@ public struct AdminContext: RequestContext {
     public var maxUploadSize: Int { AdminRoutes.maximumBodySize }
 }
 
-/// Authenticates every request: no route runs for a caller the policy does not allow.
+/// Authenticates every request: no route runs for a caller the policy does not allow. On the
+/// Unix socket the caller is the peer `SO_PEERCRED` names; on the TCP listener it is the
+/// X.509-SVID the TLS handshake verified, checked again by ``AdminSVIDPolicy``.
 struct AdminAuthenticationMiddleware: RouterMiddleware {
     typealias Context = AdminContext
     let policy: AdminPolicy
+    /// Nil when there is no TCP listener: then a request that did not come over the socket is refused.
+    let svidPolicy: AdminSVIDPolicy?
 
     func handle(_ request: Request, context: AdminContext, next: (Request, AdminContext) async throws -> Response) async throws -> Response {
-        let peer: UnixPeer
-        do { peer = try await UnixPeer.of(context.channel) } catch {
-            return AdminRoutes.error(.unauthorized, code: "unauthenticated", "the caller's credentials cannot be read from the socket")
-        }
-        guard policy.allows(peer) else {
-            context.logger.warning("admin request refused", metadata: ["actor": "\(peer)", "pid": "\(peer.pid)", "path": "\(request.uri.path)"])
-            return AdminRoutes.error(.forbidden, code: "permission_denied",
-                                     "uid \(peer.uid) may not use the admin API: allowed are root, the server's user (uid \(policy.serverUID)), admin.uids and admin.gids")
+        let caller: AdminCaller
+        if case .unixDomainSocket? = context.channel.localAddress {
+            let peer: UnixPeer
+            do { peer = try await UnixPeer.of(context.channel) } catch {
+                return AdminRoutes.error(.unauthorized, code: "unauthenticated", "the caller's credentials cannot be read from the socket")
+            }
+            guard policy.allows(peer) else {
+                context.logger.warning("admin request refused", metadata: ["actor": "\(peer)", "pid": "\(peer.pid)", "path": "\(request.uri.path)"])
+                return AdminRoutes.error(.forbidden, code: "permission_denied",
+                                         "uid \(peer.uid) may not use the admin API: allowed are root, the server's user (uid \(policy.serverUID)), admin.uids and admin.gids")
+            }
+            caller = .unix(peer)
+        } else {
+            let refused = AdminRoutes.error(.unauthorized, code: "unauthenticated", "the admin API is served only over its Unix socket and over mTLS")
+            guard let svidPolicy else { return refused }
+            let chain: ValidatedCertificateChain?
+            do { chain = try await context.channel.nioSSL_peerValidatedCertificateChain().get() } catch { return refused }
+            switch await svidPolicy.authorize(chain, at: Date()) {
+            case .success(let id):
+                caller = .svid(id)
+            case .failure(let refusal):
+                let (status, code, message): (HTTPResponse.Status, String, String)
+                switch refusal {
+                case .unauthenticated(let text): (status, code, message) = (.unauthorized, "unauthenticated", text)
+                case .forbidden(let text): (status, code, message) = (.forbidden, "permission_denied", text)
+                case .unavailable(let text): (status, code, message) = (.serviceUnavailable, "unavailable", text)
+                }
+                context.logger.warning("admin request refused", metadata: ["reason": "\(message)", "path": "\(request.uri.path)"])
+                return AdminRoutes.error(status, code: code, message)
+            }
         }
         var context = context
-        context.caller = peer
+        context.caller = caller
         return try await next(request, context)
     }
 }

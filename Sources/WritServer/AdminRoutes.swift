@@ -108,7 +108,7 @@ public struct AdminRoutes: Sendable {
                 let text = try await agentBody(request, key: "expired_before", optional: true)
                 var before = now()
                 if let text {
-                    guard let parsed = ISO8601DateFormatter().date(from: text) else {
+                    guard let parsed = AdminAPI.parseTime(text) else {
                         throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid expired_before `\(text.prefix(64))`: an RFC 3339 time such as 2026-01-02T03:04:05Z", field: "expired_before")
                     }
                     before = parsed
@@ -209,6 +209,7 @@ public struct AdminRoutes: Sendable {
         for key in object.keys where !["ttl", "spiffe_id"].contains(key) {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "unknown field `\(key)`", field: key)
         }
+        try AdminAPI.refuseNulls(object)
         let parameters: AdminAPI.CreateJoinTokenRequest
         do { parameters = try AdminAPI.decoder().decode(AdminAPI.CreateJoinTokenRequest.self, from: raw.isEmpty ? Data("{}".utf8) : raw) } catch {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`ttl` must be an integer and `spiffe_id` a string")
@@ -398,7 +399,7 @@ struct QueryParameters {
             filter.banned = value
         }
         if let text = single("expires_before") {
-            guard let date = ISO8601DateFormatter().date(from: text) else {
+            guard let date = AdminAPI.parseTime(text) else {
                 throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid expires_before `\(text.prefix(64))`: an RFC 3339 time", field: "expires_before")
             }
             filter.expiresBefore = date
@@ -410,5 +411,43 @@ struct QueryParameters {
             filter.attestationType = text
         }
         return filter
+    }
+}
+
+extension AdminRoutes {
+    /// The methods the admin API serves on `path` (empty: no such endpoint).
+    static func methods(servingPath path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return routes.filter { _, pattern in
+            let expected = pattern.split(separator: "/", omittingEmptySubsequences: false)
+            return expected.count == segments.count && zip(expected, segments).allSatisfy { want, have in
+                want.hasPrefix("{") ? !have.isEmpty : want == have
+            }
+        }.map(\.0)
+    }
+}
+
+/// Answers requests no route matches the way the routes answer errors: 405 with `Allow` when
+/// the path exists under other methods, 404 otherwise, each with a `{code, message}` body.
+/// It runs after authentication, so an unauthenticated caller learns nothing about the routes.
+struct AdminUnmatchedMiddleware: RouterMiddleware {
+    typealias Context = AdminContext
+
+    func handle(_ request: Request, context: AdminContext, next: (Request, AdminContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let path = request.uri.path
+            let allowed = AdminRoutes.methods(servingPath: path)
+            if allowed.contains(request.method) { throw error }
+            if allowed.isEmpty {
+                return AdminRoutes.error(.notFound, code: "not_found", "no admin API endpoint `\(path.prefix(200))` (see api/admin.v1.openapi.yaml)")
+            }
+            let names = allowed.map(\.rawValue)
+            var response = AdminRoutes.error(.methodNotAllowed, code: "method_not_allowed",
+                                             "`\(request.method.rawValue.prefix(20))` is not served on `\(path.prefix(200))`: use \(names.joined(separator: " or "))")
+            response.headers[.allow] = names.joined(separator: ", ")
+            return response
+        }
     }
 }

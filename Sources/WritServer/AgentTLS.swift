@@ -54,23 +54,31 @@ final class PeerRegistry: Sendable {
     }
 }
 
-/// The TLS side of the agent API: the server's current certificate chain and key (replaced when
-/// the server SVID is renewed) and the trust bundle client certificates are checked against.
-final class AgentTLSState: Sendable {
+/// The TLS side of the server's listeners (the agent API and the optional TCP admin API): the
+/// server's current certificate chain and key (replaced when the server SVID is renewed) and
+/// the trust bundle client certificates are checked against.
+final class ServerTLSState: Sendable {
     private struct Current: Sendable {
         var context: NIOSSLContext
+        var adminContext: NIOSSLContext
         var bundle: TrustBundle
     }
     private let current: Mutex<Current>
 
     init(chainDER: [[UInt8]], privateKeyPEM: String, bundle: TrustBundle) throws {
-        current = Mutex(Current(context: try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM), bundle: bundle))
+        current = Mutex(Current(context: try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.agentProtocols),
+                                adminContext: try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.adminProtocols),
+                                bundle: bundle))
     }
 
     /// Serves new connections with a renewed server SVID.
     func update(chainDER: [[UInt8]], privateKeyPEM: String) throws {
-        let context = try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM)
-        current.withLock { $0.context = context }
+        let context = try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.agentProtocols)
+        let adminContext = try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.adminProtocols)
+        current.withLock {
+            $0.context = context
+            $0.adminContext = adminContext
+        }
     }
 
     /// Verifies client certificates against `bundle` from now on.
@@ -78,12 +86,19 @@ final class AgentTLSState: Sendable {
         current.withLock { $0.bundle = bundle }
     }
 
+    /// The agent API's context (ALPN `grpc-exp`, `h2`).
     var context: NIOSSLContext { current.withLock { $0.context } }
+    /// The TCP admin API's context (ALPN `http/1.1`).
+    var adminContext: NIOSSLContext { current.withLock { $0.adminContext } }
     var bundle: TrustBundle { current.withLock { $0.bundle } }
 
-    /// TLS 1.3 only; a client certificate is optional at the TLS layer (attestation has none)
-    /// but, when presented, must pass the SPIFFE verification in ``AgentListenerFactory``.
-    static func makeContext(chainDER: [[UInt8]], privateKeyPEM: String) throws -> NIOSSLContext {
+    static let agentProtocols = ["grpc-exp", "h2"]
+    static let adminProtocols = ["http/1.1"]
+
+    /// TLS 1.3 only; a client certificate is optional at the TLS layer (attestation has none;
+    /// the admin API answers a caller without one with 401) but, when presented, must pass the
+    /// SPIFFE verification of the listener.
+    static func makeContext(chainDER: [[UInt8]], privateKeyPEM: String, protocols: [String]) throws -> NIOSSLContext {
         let chain = try chainDER.map { NIOSSLCertificateSource.certificate(try NIOSSLCertificate(bytes: $0, format: .der)) }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain,
@@ -91,7 +106,7 @@ final class AgentTLSState: Sendable {
         configuration.minimumTLSVersion = .tlsv13
         configuration.maximumTLSVersion = .tlsv13
         configuration.certificateVerification = .optionalVerification
-        configuration.applicationProtocols = ["grpc-exp", "h2"]
+        configuration.applicationProtocols = protocols
         return try NIOSSLContext(configuration: configuration)
     }
 }
@@ -102,7 +117,7 @@ final class AgentTLSState: Sendable {
 struct AgentListenerFactory: HTTP2ServerTransport.ListenerFactory {
     let host: String
     let port: Int
-    let tls: AgentTLSState
+    let tls: ServerTLSState
     let peers: PeerRegistry
     let trustDomain: TrustDomain
     let logger: Logger

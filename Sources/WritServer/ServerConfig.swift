@@ -36,6 +36,10 @@ public enum ServerConfig {
                   help: "Besides root and the server's own user, uids allowed on the admin socket."),
         ConfigKey(table: "admin", key: "gids", kind: .integerList, defaultValue: .array([]),
                   help: "Gids whose members are allowed on the admin socket."),
+        ConfigKey(table: "admin", key: "listen", kind: .string, defaultValue: nil,
+                  help: "Also serve the admin API over HTTPS on this address (TLS 1.3; callers present an X.509-SVID of an admin entry or of admin.ids). Unset: socket only."),
+        ConfigKey(table: "admin", key: "ids", kind: .stringList, defaultValue: .array([]),
+                  help: "SPIFFE IDs allowed on the TCP admin listener besides those of `admin: true` entries."),
     ])
 
     /// Turns resolved values into checked options; each error names the key.
@@ -84,6 +88,19 @@ public enum ServerConfig {
         let rate = config.integer("server", "attest_rate_limit") ?? 60
         guard rate >= 1, rate <= 1_000_000 else { throw ConfigError("`server.attest_rate_limit` \(rate): between 1 and 1000000 per minute") }
         let datastore = config.string("server", "datastore").flatMap { $0.isEmpty ? nil : $0 }
+        var adminListen: ListenAddress?
+        if let text = config.string("admin", "listen"), !text.isEmpty {
+            do { adminListen = try ListenAddress(parsing: text) } catch { throw ConfigError("`admin.listen`: \(error.message)") }
+        }
+        var adminIDs: [SPIFFEID] = []
+        for text in config.strings("admin", "ids") {
+            let id: SPIFFEID
+            do { id = try SPIFFEID(parsing: text) } catch { throw ConfigError("`admin.ids` `\(text)`: \(error.message)") }
+            guard id.trustDomain == trustDomain, !id.isRoot else {
+                throw ConfigError("`admin.ids` `\(text)`: an admin must be a workload of the trust domain `\(trustDomain)`")
+            }
+            adminIDs.append(id)
+        }
         let directory = URL(fileURLWithPath: dataDir).standardizedFileURL.path
         return ServerOptions(dataDirectory: directory, trustDomain: trustDomain, datastore: datastore,
                              adminSocket: config.string("server", "admin_socket") ?? ServerOptions.defaultAdminSocket,
@@ -93,7 +110,8 @@ public enum ServerConfig {
                              x509SVIDTTL: try duration("x509_svid_ttl", "1h", minimum: 10, maximum: 7 * 86400),
                              jwtSVIDTTL: try duration("jwt_svid_ttl", "5m", minimum: 10, maximum: 7 * 86400),
                              attestRatePerMinute: Int(rate),
-                             x509popCABundle: config.string("x509pop", "ca_bundle").flatMap { $0.isEmpty ? nil : $0 })
+                             x509popCABundle: config.string("x509pop", "ca_bundle").flatMap { $0.isEmpty ? nil : $0 },
+                             adminListen: adminListen, adminIDs: adminIDs)
     }
 
     /// Hides a URL's password (`postgres://writ:***@db/writ`).

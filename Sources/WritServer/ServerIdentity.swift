@@ -14,7 +14,7 @@ import X509
 /// `state.json`), bootstrapping it on first start.
 struct ServerIdentity {
     let ca: CertificateAuthority
-    let tls: AgentTLSState
+    let tls: ServerTLSState
     let serverID: SPIFFEID
     /// The bundle every server on the datastore serves (this CA's keys among them).
     let bundle: SharedBundle
@@ -44,7 +44,7 @@ struct ServerIdentity {
         let shared = try await SharedBundle.open(ca: ca, store: store, instanceFile: (directory as NSString).appendingPathComponent("server-id"), logger: logger)
         let serverID = try SPIFFEID(trustDomain: options.trustDomain, path: "/writ/server")
         let svid = try await ServerSVID.issue(ca: ca, id: serverID, lifetime: options.agentSVIDTTL)
-        let tls = try AgentTLSState(chainDER: svid.chainDER, privateKeyPEM: svid.privateKeyPEM, bundle: shared.bundle)
+        let tls = try ServerTLSState(chainDER: svid.chainDER, privateKeyPEM: svid.privateKeyPEM, bundle: shared.bundle)
         logger.info("CA ready", metadata: ["trust_domain": "\(options.trustDomain)", "server_instance": "\(shared.serverInstance)",
                                            "bundle_sequence": "\(shared.bundle.sequenceNumber ?? 0)",
                                            "bundle_roots": "\(shared.bundle.x509Authorities.count)", "server_svid_expires_at": "\(svid.expiresAt)"])

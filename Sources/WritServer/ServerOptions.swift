@@ -18,6 +18,11 @@ public struct ServerOptions: Sendable {
     public var adminUIDs: [UInt32]
     /// Gids whose members are allowed on the admin socket.
     public var adminGIDs: [UInt32]
+    /// The admin API's optional TCP listener (HTTPS, TLS 1.3, the caller presents an X.509-SVID);
+    /// nil: the admin API is on the Unix socket only.
+    public var adminListen: ListenAddress?
+    /// SPIFFE IDs allowed on the TCP admin listener besides those of `admin: true` entries.
+    public var adminIDs: [SPIFFEID]
     /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
     public var httpListen: ListenAddress
     /// How often expired entries and join tokens are deleted.
@@ -39,7 +44,7 @@ public struct ServerOptions: Sendable {
                 adminUIDs: [UInt32] = [], adminGIDs: [UInt32] = [], httpListen: ListenAddress = try! ListenAddress(parsing: "127.0.0.1:8080"),
                 pruneInterval: Duration = .seconds(60), listen: ListenAddress = try! ListenAddress(parsing: "0.0.0.0:8081"),
                 agentSVIDTTL: Duration = .seconds(3600), x509SVIDTTL: Duration = .seconds(3600), jwtSVIDTTL: Duration = .seconds(300),
-                attestRatePerMinute: Int = 60, x509popCABundle: String? = nil) {
+                attestRatePerMinute: Int = 60, x509popCABundle: String? = nil, adminListen: ListenAddress? = nil, adminIDs: [SPIFFEID] = []) {
         self.dataDirectory = dataDirectory
         self.trustDomain = trustDomain
         self.datastore = datastore
@@ -54,6 +59,8 @@ public struct ServerOptions: Sendable {
         self.jwtSVIDTTL = jwtSVIDTTL
         self.attestRatePerMinute = attestRatePerMinute
         self.x509popCABundle = x509popCABundle
+        self.adminListen = adminListen
+        self.adminIDs = adminIDs
     }
 
     /// The datastore URL in effect.

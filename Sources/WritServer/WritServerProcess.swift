@@ -5,6 +5,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -36,10 +37,16 @@ public enum WritServerProcess {
                                      bundle: { identity.bundle.bundle })
             let router = Router(context: AdminContext.self)
             router.add(middleware: AdminMetricsMiddleware(metrics: metrics))
-            router.add(middleware: AdminAuthenticationMiddleware(policy: AdminPolicy(uids: options.adminUIDs, gids: options.adminGIDs)))
+            let svidPolicy = options.adminListen.map { _ in
+                AdminSVIDPolicy(tls: identity.tls, store: store, trustDomain: options.trustDomain, adminIDs: Set(options.adminIDs))
+            }
+            router.add(middleware: AdminAuthenticationMiddleware(policy: AdminPolicy(uids: options.adminUIDs, gids: options.adminGIDs),
+                                                                 svidPolicy: svidPolicy))
+            router.add(middleware: AdminUnmatchedMiddleware())
             routes.register(on: router)
             let socket = options.adminSocket
-            let readiness = Readiness(expected: ["admin_socket", "http_listen", "listen"]) { bound in
+            let readiness = Readiness(expected: options.adminListen == nil ? ["admin_socket", "http_listen", "listen"]
+                                                                           : ["admin_socket", "admin_listen", "http_listen", "listen"]) { bound in
                 try writeReady(options: options, datastore: description, bound: bound)
                 logger.info("writ server ready", metadata: ["trust_domain": "\(options.trustDomain)", "admin_socket": "\(socket)",
                                                             "http_listen": "\(bound["http_listen"] ?? "")",
@@ -56,6 +63,23 @@ public enum WritServerProcess {
                     }
                 },
                 logger: logger)
+            var services: [any Service] = [admin]
+            if let adminListen = options.adminListen {
+                let tls = identity.tls
+                let server = HTTPServerBuilder { responder in
+                    AdminTLSChannel(base: HTTP1Channel(responder: responder), tls: tls, trustDomain: options.trustDomain, logger: logger)
+                }
+                services.append(Application(
+                    router: router, server: server,
+                    configuration: .init(address: .hostname(adminListen.host, port: adminListen.port), serverName: "writ"),
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? adminListen.port
+                        do { try await readiness.listening("admin_listen", at: ListenAddress(host: adminListen.host, port: port).description) } catch {
+                            logger.error("cannot write ready.json", metadata: ["error": "\(error)"])
+                        }
+                    },
+                    logger: logger))
+            }
             let operations = Router()
             OperationsRoutes(store: store, metrics: metrics, ca: identity.ca, cache: cache).register(on: operations)
             let http = Application(
@@ -89,7 +113,7 @@ public enum WritServerProcess {
                                                       services: [agentService, HealthService()]))
             let maintainer = IdentityMaintainer(identity: identity, svid: serverSVID, lifetime: options.agentSVIDTTL, interval: .seconds(10), logger: logger)
             let watcher = RegistryWatcher(cache: cache, identity: identity, interval: .milliseconds(200), logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [admin, http, pruner, grpc, maintainer, watcher],
+            let group = ServiceGroup(configuration: .init(services: services + [http, pruner, grpc, maintainer, watcher],
                                                           gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             try? FileManager.default.removeItem(atPath: (options.dataDirectory as NSString).appendingPathComponent("ready.json"))

@@ -57,6 +57,7 @@ import WritTestSupport
             "listen": ("127.0.0.1:9998", "\"127.0.0.1:9998\""), "agent_svid_ttl": ("2h", "\"2h\""),
             "x509_svid_ttl": ("30m", "\"30m\""), "jwt_svid_ttl": ("10m", "\"10m\""), "attest_rate_limit": ("30", "30"),
             "ca_bundle": ("/srv/env-node-ca.pem", "\"/srv/env-node-ca.pem\""),
+            "ids": ("spiffe://env.example/ops/ci", "[\"spiffe://env.example/ops/ci\"]"),
         ]
         for (table, key) in keys {
             let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")

@@ -174,6 +174,15 @@ import WritTestSupport
             ("PUT", "/v1/entries/absent", try body(good.merging(["revision": 1]) { $1 }), 404, "no entry"),
             ("PUT", "/v1/entries/e1", try body(good), 400, "revision"),
             ("DELETE", "/v1/entries/e1?revision=-3", nil, 400, "revision"),
+            // Schema-level faults refuse the whole batch even behind a value fault in an earlier field.
+            ("POST", "/v1/entries", try body(["entries": [good.merging(["spiffe_id": "", "revision": [:] as [String: Any]]) { $1 }]]), 400, "revision"),
+            ("POST", "/v1/entries", try body(["entries": [good.merging(["spiffe_id": "", "updated_at": "yesterday"]) { $1 }]]), 400, "RFC 3339"),
+            ("POST", "/v1/entries", try body(["entries": [good.merging(["selectors": [["type": "unix", "value": "uid:1", "x": "y"]]]) { $1 }]]), 400, "selectors[0]"),
+            ("POST", "/v1/entries", try body(["entries": [good.merging(["owner": NSNull()]) { $1 }]]), 400, "`entries[0].owner` is null"),
+            ("POST", "/v1/join-tokens", try body(["spiffe_id": NSNull()]), 400, "`spiffe_id` is null"),
+            // Unknown endpoints and methods answer in the API's error shape.
+            ("GET", "/v1/nothing-here", nil, 404, "no admin API endpoint"),
+            ("PATCH", "/v1/entries/e1", nil, 405, "use GET or PUT or DELETE"),
         ]
         for (method, path, payload, status, fragment) in cases {
             let (code, text) = try server.curl(method, path, body: payload)
