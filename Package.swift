@@ -182,7 +182,9 @@ let package = Package(
         .target(
             name: "WritTestSupport",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "WritCA",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "WritCA", "WritAgentAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),

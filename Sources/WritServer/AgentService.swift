@@ -167,9 +167,9 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         metrics.syncStreams.increment()
         defer { metrics.syncStreams.decrement() }
         try await cache.catchUp()
-        var (revision, entries) = await cache.authorizedEntries(for: agent, at: Date())
+        let (revision, entries) = await cache.authorizedEntries(for: agent, at: Date())
         var sent: [String: Int64] = [:]
-        var bundle = await wireBundle()
+        let bundle = await wireBundle()
         if request.afterRevision > 0, let remembered = await syncMemory.recall(agent: agent.id, revision: request.afterRevision) {
             sent = remembered
             try await sendDelta(entries, previous: &sent, revision: revision, bundle: bundle, to: response, force: true)
@@ -178,6 +178,26 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             sent = Dictionary(uniqueKeysWithValues: entries.map { ($0.id, $0.revision) })
         }
         await syncMemory.remember(agent: agent.id, revision: revision, entries: sent)
+        // gRPC reports a cancelled RPC (the agent went away, the server shuts down) through the
+        // context, not by cancelling this task: race the stream against it so the loop ends.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self, sent] in
+                try await followChanges(agent: agent, peer: peer, after: revision, sent: sent, bundle: bundle, to: response)
+            }
+            group.addTask { try await context.cancellation.cancelled }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    /// Sends a delta after every registry change that concerns `agent` until the task is
+    /// cancelled; `sent` is what the agent holds at `after`, `bundle` the bundle it has.
+    private func followChanges(agent: AgentRecord, peer: VerifiedPeer, after: Int64, sent: [String: Int64],
+                               bundle: Writ_Agent_V1_Bundle, to response: RPCWriter<Writ_Agent_V1_SyncResponse>) async throws {
+        var revision = after
+        var sent = sent
+        var bundle = bundle
+        var entries: [RegistrationEntry]
         var agentRevision = await cache.lastAgentChange(agent.id)
         while !Task.isCancelled {
             await cache.waitForChange(after: revision, timeout: .seconds(5))

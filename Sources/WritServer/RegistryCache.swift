@@ -98,16 +98,21 @@ actor RegistryCache {
         }
     }
 
-    /// Returns once the revision passes `after`, or after `timeout`.
+    /// Returns once the revision passes `after`, after `timeout`, or when the task is cancelled.
     func waitForChange(after: Int64, timeout: Duration) async {
-        guard revision <= after else { return }
+        guard revision <= after, !Task.isCancelled else { return }
         let id = UUID()
         let timer = Task {
             try? await Task.sleep(for: timeout)
             self.resumeWaiter(id)
         }
-        await withCheckedContinuation { continuation in
-            waiters[id] = continuation
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                // Cancelled before the waiter is stored: the handler below found nothing to resume.
+                if Task.isCancelled { continuation.resume() } else { waiters[id] = continuation }
+            }
+        } onCancel: {
+            Task { await self.resumeWaiter(id) }
         }
         timer.cancel()
     }

@@ -230,6 +230,40 @@ import X509
         #expect(tls13.status == 0 && tls13.stderr.contains("TLSv1.3"), "\(tls13.summary)")
         #expect(tls13.stderr.contains("spiffe://example.org/writ/server") || tls13.stdout.contains("Verification") || tls13.status == 0)
     }
+
+    /// The open sync streams the server reports in `/metrics`.
+    static func openSyncStreams(_ server: ServerHarness) throws -> Int {
+        let (_, metrics) = try server.httpGet("/metrics")
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("writ_sync_streams ") }
+        return line.flatMap { Int(Double($0.split(separator: " ").last ?? "") ?? -1) } ?? -1
+    }
+
+    /// A sync stream ends on the server when its agent goes away (gRPC reports that through the
+    /// RPC's cancellation handle, not by cancelling the handler), and SIGTERM stops a server
+    /// whose agents hold streams open instead of waiting for them forever.
+    @Test func syncStreamsEndWithTheirAgentAndDoNotHoldUpShutdown() async throws {
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        var attested = try TestAgent(server: server)
+        try await attested.attest(joinToken: try Self.token(server).secret)
+        let agent = attested
+        _ = try await agent.sync { $0.last?.complete == true }
+        var deadline = ContinuousClock.now + .seconds(15)
+        while try Self.openSyncStreams(server) != 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try Self.openSyncStreams(server) == 0, "the stream of an agent that left is still open")
+
+        let holding = Task { try await agent.sync { _ in false } }
+        deadline = ContinuousClock.now + .seconds(15)
+        while try Self.openSyncStreams(server) != 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try Self.openSyncStreams(server) == 1)
+        server.process.terminate()
+        deadline = ContinuousClock.now + .seconds(15)
+        while server.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!server.process.isRunning, "SIGTERM did not stop a server with a sync stream open:\n\(server.serverLog.suffix(2000))")
+        #expect(server.process.isRunning || server.process.terminationStatus == 0, "exit status \(server.process.terminationStatus)")
+        holding.cancel()
+        _ = await holding.result
+    }
 }
 
 /// A flag set once from any task.
