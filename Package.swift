@@ -268,6 +268,17 @@ let package = Package(
             path: "Benchmarks/WritBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Full sync and cross-server propagation against whole `writ server run` processes.
+        .executableTarget(
+            name: "writ-bench-registry",
+            dependencies: [
+                "WritTestSupport", "WritAgentAPI", "WritStore", "WritStorePostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/WritRegistryBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
