@@ -75,6 +75,104 @@ public enum AdminAPI {
         public init(count: Int) { self.count = count }
     }
 
+    /// `POST /v1/svids/x509`: an X.509-SVID for `spiffe_id` certifying the key of `csr`
+    /// (base64 DER PKCS#10; only its public key is used), for operators (`writ svid mint`).
+    public struct MintX509SVIDRequest: Codable, Sendable {
+        public var spiffeID: String
+        public var csr: String
+        /// Seconds; absent: the server's default X.509-SVID lifetime.
+        public var ttl: Int?
+        public var dnsNames: [String]?
+
+        public init(spiffeID: String, csr: String, ttl: Int?, dnsNames: [String]?) {
+            self.spiffeID = spiffeID
+            self.csr = csr
+            self.ttl = ttl
+            self.dnsNames = dnsNames
+        }
+
+        enum CodingKeys: String, CodingKey { case spiffeID = "spiffe_id", csr, ttl, dnsNames = "dns_names" }
+    }
+
+    /// The answer to `POST /v1/svids/x509`: the chain, leaf first, each certificate base64 DER.
+    public struct MintedX509SVID: Codable, Sendable {
+        public var spiffeID: String
+        public var chain: [String]
+        public var expiresAt: Date
+
+        public init(spiffeID: String, chain: [String], expiresAt: Date) {
+            self.spiffeID = spiffeID
+            self.chain = chain
+            self.expiresAt = expiresAt
+        }
+
+        enum CodingKeys: String, CodingKey { case spiffeID = "spiffe_id", chain, expiresAt = "expires_at" }
+    }
+
+    /// `POST /v1/svids/jwt`: a JWT-SVID for `spiffe_id` and these audiences.
+    public struct MintJWTSVIDRequest: Codable, Sendable {
+        public var spiffeID: String
+        public var audience: [String]
+        /// Seconds; absent: the server's default JWT-SVID lifetime.
+        public var ttl: Int?
+
+        public init(spiffeID: String, audience: [String], ttl: Int?) {
+            self.spiffeID = spiffeID
+            self.audience = audience
+            self.ttl = ttl
+        }
+
+        enum CodingKeys: String, CodingKey { case spiffeID = "spiffe_id", audience, ttl }
+    }
+
+    /// The answer to `POST /v1/svids/jwt`.
+    public struct MintedJWTSVID: Codable, Sendable {
+        public var spiffeID: String
+        public var token: String
+        public var expiresAt: Date
+
+        public init(spiffeID: String, token: String, expiresAt: Date) {
+            self.spiffeID = spiffeID
+            self.token = token
+            self.expiresAt = expiresAt
+        }
+
+        enum CodingKeys: String, CodingKey { case spiffeID = "spiffe_id", token, expiresAt = "expires_at" }
+    }
+
+    /// One of the answering server's CA authorities: a root or intermediate X.509 CA, or a JWT
+    /// signing key, with where it is in its life (`prepared`, `active`, `old`, `tainted`).
+    public struct Authority: Codable, Sendable, Hashable {
+        public var id: String
+        /// `root`, `intermediate` or `jwt`.
+        public var kind: String
+        public var status: String
+        public var notBefore: Date
+        public var notAfter: Date
+        /// The latest expiry of anything it signed; absent while it has signed nothing.
+        public var latestIssuedExpiry: Date?
+
+        public init(id: String, kind: String, status: String, notBefore: Date, notAfter: Date, latestIssuedExpiry: Date?) {
+            self.id = id
+            self.kind = kind
+            self.status = status
+            self.notBefore = notBefore
+            self.notAfter = notAfter
+            self.latestIssuedExpiry = latestIssuedExpiry
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, kind, status, notBefore = "not_before", notAfter = "not_after", latestIssuedExpiry = "latest_issued_expiry"
+        }
+    }
+
+    /// `GET /v1/authorities` and the answer of every authority change: the answering server's
+    /// authorities, ordered by kind and then by when they begin.
+    public struct AuthorityList: Codable, Sendable {
+        public var authorities: [Authority]
+        public init(authorities: [Authority]) { self.authorities = authorities }
+    }
+
     /// `POST /v1/join-tokens`: a single-use join token for one node.
     public struct CreateJoinTokenRequest: Codable, Sendable {
         /// Lifetime in seconds (10 s to 7 d; default 600).
@@ -226,7 +324,8 @@ public enum AdminAPI {
         }
     }
 
-    static func describe(_ error: DecodingError) -> (String, String) {
+    /// The field a decoding error concerns (`entries[0].ttl`) and why it failed.
+    public static func describe(_ error: DecodingError) -> (String, String) {
         func name(_ path: [any CodingKey]) -> String {
             path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
         }

@@ -127,18 +127,24 @@ public struct EntryRules: Sendable {
     /// The server's own SPIFFE ID, the parent of node-alias entries.
     public var serverID: SPIFFEID { try! SPIFFEID(trustDomain: trustDomain, path: "/writ/server") }
 
+    /// Checks that `id` may be given to a workload: inside the trust domain, not its root, and
+    /// not under the reserved `/writ/` path.
+    public func checkWorkload(_ id: SPIFFEID, field: String = "spiffe_id") throws(ModelError) {
+        guard id.trustDomain == trustDomain else {
+            throw ModelError(.invalidSPIFFEID, "invalid \(field) `\(id)`: it is outside the trust domain `\(trustDomain)`", field: field)
+        }
+        guard !id.isRoot else {
+            throw ModelError(.invalidSPIFFEID, "invalid \(field) `\(id)`: the trust domain's root ID names no workload", field: field)
+        }
+        if id.segments.first == "writ" {
+            throw ModelError(.invalidSPIFFEID, "invalid \(field) `\(id)`: paths under `/writ/` are reserved for Writ's own identities", field: field)
+        }
+    }
+
     /// Checks every field; the first broken rule is thrown with the field it concerns.
     public func check(_ entry: RegistrationEntry) throws(ModelError) {
         try Self.checkID(entry.id)
-        guard entry.spiffeID.trustDomain == trustDomain else {
-            throw ModelError(.invalidSPIFFEID, "invalid spiffe_id `\(entry.spiffeID)`: it is outside the trust domain `\(trustDomain)`", field: "spiffe_id")
-        }
-        guard !entry.spiffeID.isRoot else {
-            throw ModelError(.invalidSPIFFEID, "invalid spiffe_id `\(entry.spiffeID)`: the trust domain's root ID names no workload", field: "spiffe_id")
-        }
-        if entry.spiffeID.segments.first == "writ" {
-            throw ModelError(.invalidSPIFFEID, "invalid spiffe_id `\(entry.spiffeID)`: paths under `/writ/` are reserved for Writ's own identities", field: "spiffe_id")
-        }
+        try checkWorkload(entry.spiffeID)
         guard entry.parentID.trustDomain == trustDomain else {
             throw ModelError(.invalidSPIFFEID, "invalid parent_id `\(entry.parentID)`: it is outside the trust domain `\(trustDomain)`", field: "parent_id")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import WritCA
 import Hummingbird
 import Logging
 import NIOCore
@@ -20,6 +21,10 @@ public struct AdminRoutes: Sendable {
     let now: @Sendable () -> Date
     /// The trust bundle the server publishes right now.
     let bundle: @Sendable () async -> TrustBundle
+    /// This server's CA authorities.
+    let authorities: AuthorityControl
+    /// Operator-minted SVIDs (`writ svid mint`).
+    let minter: SVIDMinter
 
     /// Every route as (method, path), for the test that compares them with the OpenAPI document.
     public static let routes: [(HTTPRequest.Method, String)] = [
@@ -30,6 +35,9 @@ public struct AdminRoutes: Sendable {
         (.get, "/v1/bundle"),
         (.get, "/v1/agents"), (.get, "/v1/agents-count"), (.get, "/v1/agents/show"),
         (.post, "/v1/agents/evict"), (.post, "/v1/agents/ban"), (.post, "/v1/agents/purge"),
+        (.get, "/v1/authorities"), (.post, "/v1/authorities/prepare"), (.post, "/v1/authorities/activate"),
+        (.post, "/v1/authorities/taint"), (.post, "/v1/authorities/revoke"),
+        (.post, "/v1/svids/x509"), (.post, "/v1/svids/jwt"),
     ]
 
     func register(on router: Router<AdminContext>) {
@@ -89,7 +97,7 @@ public struct AdminRoutes: Sendable {
         }
         v1.post("agents/evict") { request, context in
             try await guarded(context) {
-                let id = try Self.agentID(try await agentBody(request, key: "id"))
+                let id = try Self.agentID(try await stringMember(request, key: "id"))
                 let agent = try await store.evictAgent(id: id, at: now())
                 context.logger.notice("agent evicted", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
                 return Self.json(.ok, agent)
@@ -97,7 +105,7 @@ public struct AdminRoutes: Sendable {
         }
         v1.post("agents/ban") { request, context in
             try await guarded(context) {
-                let id = try Self.agentID(try await agentBody(request, key: "id"))
+                let id = try Self.agentID(try await stringMember(request, key: "id"))
                 let agent = try await store.banAgent(id: id, at: now())
                 context.logger.notice("agent banned", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
                 return Self.json(.ok, agent)
@@ -105,7 +113,7 @@ public struct AdminRoutes: Sendable {
         }
         v1.post("agents/purge") { request, context in
             try await guarded(context) {
-                let text = try await agentBody(request, key: "expired_before", optional: true)
+                let text = try await stringMember(request, key: "expired_before", optional: true)
                 var before = now()
                 if let text {
                     guard let parsed = AdminAPI.parseTime(text) else {
@@ -116,6 +124,38 @@ public struct AdminRoutes: Sendable {
                 let purged = try await store.purgeAgents(expiredBefore: before, at: now())
                 context.logger.notice("agents purged", metadata: ["actor": "\(context.caller!)", "count": "\(purged.count)", "expired_before": "\(before)"])
                 return Self.json(.ok, AdminAPI.PurgedAgents(purged: purged.map(\.uri)))
+            }
+        }
+        v1.get("authorities") { _, _ in
+            try await guarded(nil) { Self.json(.ok, await authorities.list()) }
+        }
+        for (step, member, done) in [("prepare", "kind", "prepared"), ("activate", "kind", "activated"), ("taint", "id", "tainted"), ("revoke", "id", "revoked")] {
+            v1.post("authorities/\(step)") { request, context in
+                try await guarded(context) {
+                    let value = try await stringMember(request, key: member) ?? ""
+                    let list = try await authorities.apply(step, to: value)
+                    context.logger.notice("authority \(done)", metadata: ["actor": "\(context.caller!)", member: "\(value)"])
+                    return Self.json(.ok, list)
+                }
+            }
+        }
+        v1.post("svids/x509") { request, context in
+            try await guarded(context) {
+                let minted = try await minter.x509(try await strictBody(request, AdminAPI.MintX509SVIDRequest.self,
+                                                                         fields: ["spiffe_id", "csr", "ttl", "dns_names"]))
+                context.logger.notice("X.509-SVID minted", metadata: ["actor": "\(context.caller!)", "spiffe_id": "\(minted.spiffeID)",
+                                                                      "expires_at": "\(minted.expiresAt)"])
+                metrics.svidSigned(kind: "x509")
+                return Self.json(.ok, minted)
+            }
+        }
+        v1.post("svids/jwt") { request, context in
+            try await guarded(context) {
+                let minted = try await minter.jwt(try await strictBody(request, AdminAPI.MintJWTSVIDRequest.self, fields: ["spiffe_id", "audience", "ttl"]))
+                context.logger.notice("JWT-SVID minted", metadata: ["actor": "\(context.caller!)", "spiffe_id": "\(minted.spiffeID)",
+                                                                    "expires_at": "\(minted.expiresAt)"])
+                metrics.svidSigned(kind: "jwt")
+                return Self.json(.ok, minted)
             }
         }
         v1.post("datastore/backup") { request, context in
@@ -243,7 +283,7 @@ public struct AdminRoutes: Sendable {
 
     /// Reads a body that is a JSON object with exactly the string member `key` (or empty, when
     /// `optional`).
-    private func agentBody(_ request: Request, key: String, optional: Bool = false) async throws -> String? {
+    private func stringMember(_ request: Request, key: String, optional: Bool = false) async throws -> String? {
         let raw = try await body(request)
         if optional, raw.isEmpty { return nil }
         let object = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any]
@@ -271,6 +311,23 @@ public struct AdminRoutes: Sendable {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: error.message, field: "id")
         }
         return id
+    }
+
+    /// Decodes a JSON object body with exactly these known members: unknown members, explicit
+    /// nulls and wrong types are refused with the member's name.
+    private func strictBody<T: Decodable>(_ request: Request, _ type: T.Type, fields: Set<String>) async throws -> T {
+        let raw = try await body(request)
+        guard let object = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any] else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the request body must be a JSON object")
+        }
+        for key in object.keys.sorted() where !fields.contains(key) {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "unknown field `\(key)`", field: key)
+        }
+        try AdminAPI.refuseNulls(object)
+        do { return try AdminAPI.decoder().decode(T.self, from: raw) } catch let error as DecodingError {
+            let (field, why) = AdminAPI.describe(error)
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid `\(field)`: \(why)", field: field)
+        }
     }
 
     private func body(_ request: Request) async throws -> Data {

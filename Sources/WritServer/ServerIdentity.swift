@@ -58,14 +58,18 @@ struct ServerSVID: Sendable {
     let privateKeyPEM: String
     let issuedAt: Date
     let expiresAt: Date
+    /// The intermediate authority that was active when it was issued.
+    let intermediateID: String?
 
     static func issue(ca: CertificateAuthority, id: SPIFFEID, lifetime: Duration) async throws -> ServerSVID {
         let key = P256.Signing.PrivateKey()
         let issued: IssuedX509SVID
+        let intermediate = await ca.authorities().first { $0.kind == .intermediate && $0.status == .active }?.id
         do { issued = try await ca.issueX509SVID(publicKey: Certificate.PublicKey(key.publicKey), id: id, ttl: lifetime) } catch {
             throw ServerError("cannot issue the server's SVID: \(error.message)")
         }
-        return ServerSVID(chainDER: issued.chainDER, privateKeyPEM: key.pemRepresentation, issuedAt: Date(), expiresAt: issued.leaf.notValidAfter)
+        return ServerSVID(chainDER: issued.chainDER, privateKeyPEM: key.pemRepresentation, issuedAt: Date(), expiresAt: issued.leaf.notValidAfter,
+                          intermediateID: intermediate)
     }
 }
 
@@ -94,7 +98,10 @@ struct IdentityMaintainer: Service {
                     logger.info("shared bundle updated", metadata: ["sequence": "\(identity.bundle.bundle.sequenceNumber ?? 0)"])
                 }
                 let half = current.issuedAt.addingTimeInterval(current.expiresAt.timeIntervalSince(current.issuedAt) / 2)
-                if Date() >= half || !actions.isEmpty {
+                // An intermediate that is no longer the active one (rotated, or tainted through
+                // `writ authority`) must not keep vouching for the server.
+                let active = await identity.ca.authorities().first { $0.kind == .intermediate && $0.status == .active }?.id
+                if Date() >= half || !actions.isEmpty || active != current.intermediateID {
                     current = try await ServerSVID.issue(ca: identity.ca, id: identity.serverID, lifetime: lifetime)
                     try identity.tls.update(chainDER: current.chainDER, privateKeyPEM: current.privateKeyPEM)
                     logger.info("server SVID renewed", metadata: ["expires_at": "\(current.expiresAt)"])

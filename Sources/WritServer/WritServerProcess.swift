@@ -34,7 +34,9 @@ public enum WritServerProcess {
             try await cache.load()
             let routes = AdminRoutes(store: store, rules: EntryRules(trustDomain: options.trustDomain),
                                      datastoreDescription: description, metrics: metrics, now: { Date() },
-                                     bundle: { identity.bundle.bundle })
+                                     bundle: { identity.bundle.bundle }, authorities: AuthorityControl(identity: identity, serverSVIDLifetime: options.agentSVIDTTL),
+                                     minter: SVIDMinter(ca: identity.ca, rules: EntryRules(trustDomain: options.trustDomain),
+                                                        x509TTL: options.x509SVIDTTL, jwtTTL: options.jwtSVIDTTL))
             let router = Router(context: AdminContext.self)
             router.add(middleware: AdminMetricsMiddleware(metrics: metrics))
             let svidPolicy = options.adminListen.map { _ in
