@@ -64,20 +64,7 @@ struct EntryCommand: AsyncParsableCommand {
                     if let entryID { object["id"] = entryID }
                     body = try JSONSerialization.data(withJSONObject: ["entries": [object]], options: [.sortedKeys])
                 }
-                let answer = try AdminAPI.decoder().decode(AdminAPI.CreateEntriesResponse.self,
-                                                           from: try await AdminClient(socket: connection.adminSocket).send(.POST, "/v1/entries", body: body))
-                if connection.output == .json { try printJSON(answer) }
-                var failures: [AdminAPI.ErrorBody] = []
-                for result in answer.results {
-                    if let entry = result.entry, connection.output == .text { print(describe(entry)) }
-                    if let error = result.error {
-                        failures.append(error)
-                        var stderr = StandardError()
-                        print("error: \(error.message)", to: &stderr)
-                    }
-                }
-                if failures.count == 1, answer.results.count == 1 { throw AdminFailure(failures[0]) }
-                if !failures.isEmpty { throw AdminFailure("\(failures.count) of \(answer.results.count) entries were not created", exitCode: 1) }
+                try await batch("/v1/entries", body: body, connection: connection, verb: "created") { print(describe($0)) }
             }
         }
     }
@@ -160,15 +147,25 @@ struct EntryCommand: AsyncParsableCommand {
 
     struct Update: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change an entry: the flags given replace those fields; the rest stay.",
-            discussion: "Without --revision the entry is read first and updated at that revision; a concurrent change makes the update fail with exit code 4.")
+            abstract: "Change an entry: the flags given replace those fields; the rest stay. Or a batch from --data.",
+            discussion: """
+                Without --revision the entry is read first and updated at that revision; a concurrent change makes \
+                the update fail with exit code 4. With --data FILE (`{"entries": [...]}`, - for stdin) every \
+                entry is replaced as a whole at the `revision` it names, each with its own result.
+                """)
         @OptionGroup var connection: AdminOptions
-        @Option(help: ArgumentHelp("The entry's id.", valueName: "id")) var entryID: String
+        @Option(help: ArgumentHelp("The entry's id.", valueName: "id")) var entryID: String?
         @Option(help: "Update only if the entry is still at this revision.") var revision: Int64?
+        @Option(help: ArgumentHelp("A JSON file `{\"entries\": [...]}` of whole entries with id and revision; - for stdin.", valueName: "file")) var data: String?
         @OptionGroup var fields: EntryFields
 
         func run() async throws {
             try await runAdmin {
+                if let data {
+                    try await batch("/v1/entries-batch-update", body: try readInput(data), connection: connection, verb: "updated") { print(describe($0)) }
+                    return
+                }
+                guard let entryID else { throw AdminFailure("--entry-id is required (or give --data)", exitCode: 64) }
                 let client = AdminClient(socket: connection.adminSocket)
                 let current = try await client.send(.GET, "/v1/entries/\(entryID)")
                 guard var object = try JSONSerialization.jsonObject(with: current) as? [String: Any] else {
@@ -186,13 +183,29 @@ struct EntryCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete an entry.")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete an entry, several (--entry-id repeated), or a batch from --data.",
+            discussion: "With --data FILE (`{\"entries\": [{\"id\": …, \"revision\": …}]}`, - for stdin) each entry is deleted only at its revision when one is given.")
         @OptionGroup var connection: AdminOptions
-        @Option(help: ArgumentHelp("The entry's id.", valueName: "id")) var entryID: String
-        @Option(help: "Delete only if the entry is still at this revision.") var revision: Int64?
+        @Option(help: ArgumentHelp("The entry's id (repeat for several).", valueName: "id")) var entryID: [String] = []
+        @Option(help: "Delete only if the entry is still at this revision (one --entry-id only).") var revision: Int64?
+        @Option(help: ArgumentHelp("A JSON file `{\"entries\": [{\"id\": …}]}`; - for stdin.", valueName: "file")) var data: String?
 
         func run() async throws {
             try await runAdmin {
+                let describeDeleted: (RegistrationEntry) -> Void = { print("Deleted entry \($0.id) (\($0.spiffeID))") }
+                if let data {
+                    try await batch("/v1/entries-batch-delete", body: try readInput(data), connection: connection, verb: "deleted", describeDeleted)
+                    return
+                }
+                guard let first = entryID.first else { throw AdminFailure("--entry-id is required (or give --data)", exitCode: 64) }
+                if entryID.count > 1 {
+                    guard revision == nil else { throw AdminFailure("--revision goes with a single --entry-id; use --data for revisions per entry", exitCode: 64) }
+                    let body = try JSONSerialization.data(withJSONObject: ["entries": entryID.map { ["id": $0] }])
+                    try await batch("/v1/entries-batch-delete", body: body, connection: connection, verb: "deleted", describeDeleted)
+                    return
+                }
+                let entryID = first
                 let query = revision.map { [("revision", String($0))] } ?? []
                 let entry = try AdminAPI.decoder().decode(RegistrationEntry.self,
                                                           from: try await AdminClient(socket: connection.adminSocket).send(.DELETE, "/v1/entries/\(entryID)", query: query))
@@ -200,6 +213,26 @@ struct EntryCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// Sends a batch request and reports each result: the entries on stdout (or the answer as
+/// JSON), each error on stderr. One failed entry of one gives that error's exit code; failures
+/// in a larger batch exit 1 after every result is shown.
+func batch(_ path: String, body: Data, connection: AdminOptions, verb: String, _ show: (RegistrationEntry) -> Void) async throws {
+    let answer = try AdminAPI.decoder().decode(AdminAPI.CreateEntriesResponse.self,
+                                               from: try await AdminClient(socket: connection.adminSocket).send(.POST, path, body: body))
+    if connection.output == .json { try printJSON(answer) }
+    var failures: [AdminAPI.ErrorBody] = []
+    for result in answer.results {
+        if let entry = result.entry, connection.output == .text { show(entry) }
+        if let error = result.error {
+            failures.append(error)
+            var stderr = StandardError()
+            print("error: \(error.message)", to: &stderr)
+        }
+    }
+    if failures.count == 1, answer.results.count == 1 { throw AdminFailure(failures[0]) }
+    if !failures.isEmpty { throw AdminFailure("\(failures.count) of \(answer.results.count) entries were not \(verb)", exitCode: 1) }
 }
 
 /// The JSON object of an entry built from flags. For updates only the flags given appear.

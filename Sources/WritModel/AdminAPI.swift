@@ -44,6 +44,20 @@ public enum AdminAPI {
         public init(results: [EntryResult]) { self.results = results }
     }
 
+    /// `POST /v1/entries/batch-delete`: entries to delete, each optionally only at a revision.
+    public struct DeleteEntriesRequest: Codable, Sendable {
+        public struct Item: Codable, Sendable {
+            public var id: String
+            public var revision: Int64?
+            public init(id: String, revision: Int64? = nil) {
+                self.id = id
+                self.revision = revision
+            }
+        }
+        public var entries: [Item]
+        public init(entries: [Item]) { self.entries = entries }
+    }
+
     /// `GET /v1/entries` answer.
     public struct EntryList: Codable, Sendable {
         public var entries: [RegistrationEntry]
@@ -256,7 +270,9 @@ public enum AdminAPI {
     /// the top or in an entry), a missing required field or a wrong JSON type — fails as a
     /// whole with 400; an entry whose values do not parse (a SPIFFE ID, a selector) fails
     /// alone, with a message naming the field, and the others go on.
-    public static func decodeEntries(_ data: Data) throws(ErrorBody) -> [Result<RegistrationEntry, ErrorBody>] {
+    /// `required` names members each entry must have besides `spiffe_id`, `parent_id` and
+    /// `selectors` (an update needs `id` and `revision`).
+    public static func decodeEntries(_ data: Data, required: [String] = []) throws(ErrorBody) -> [Result<RegistrationEntry, ErrorBody>] {
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data) } catch {
             throw ErrorBody(code: "invalid_argument", message: "the request body is not valid JSON")
@@ -275,7 +291,7 @@ public enum AdminAPI {
         }
         var entries: [Result<RegistrationEntry, ErrorBody>] = []
         for (index, item) in list.enumerated() {
-            do { entries.append(.success(try decodeEntry(item, path: "entries[\(index)]"))) } catch {
+            do { entries.append(.success(try decodeEntry(item, path: "entries[\(index)]", required: required))) } catch {
                 guard error.code == "invalid_value" else { throw error }
                 entries.append(.failure(ErrorBody(code: "invalid_argument", message: error.message, field: error.field)))
             }
@@ -292,7 +308,7 @@ public enum AdminAPI {
         return try decodeEntry(object, path: "")
     }
 
-    static func decodeEntry(_ object: Any, path: String) throws(ErrorBody) -> RegistrationEntry {
+    static func decodeEntry(_ object: Any, path: String, required: [String] = []) throws(ErrorBody) -> RegistrationEntry {
         let prefix = path.isEmpty ? "" : path + "."
         guard let fields = object as? [String: Any] else {
             throw ErrorBody(code: "invalid_argument", message: "\(path.isEmpty ? "the body" : "`\(path)`") must be a JSON object", field: path.isEmpty ? nil : path)
@@ -301,7 +317,7 @@ public enum AdminAPI {
             throw ErrorBody(code: "invalid_argument", message: "unknown field `\(prefix)\(key)`", field: prefix + key)
         }
         try refuseNulls(fields, prefix: prefix)
-        try EntryShape.check(fields, prefix: prefix)
+        try EntryShape.check(fields, prefix: prefix, required: required)
         do {
             let data = try JSONSerialization.data(withJSONObject: fields)
             return try decoder().decode(RegistrationEntry.self, from: data)
@@ -356,7 +372,7 @@ struct EntryShape: Decodable {
     let selectors: [SelectorShape]?
     let labels: [String: String]?
 
-    static func check(_ fields: [String: Any], prefix: String) throws(AdminAPI.ErrorBody) {
+    static func check(_ fields: [String: Any], prefix: String, required: [String] = []) throws(AdminAPI.ErrorBody) {
         let shape: EntryShape
         do {
             shape = try JSONDecoder().decode(EntryShape.self, from: try JSONSerialization.data(withJSONObject: fields))
@@ -366,7 +382,7 @@ struct EntryShape: Decodable {
         } catch {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid entry: \(error)")
         }
-        for key in ["spiffe_id", "parent_id", "selectors"] where fields[key] == nil {
+        for key in ["spiffe_id", "parent_id", "selectors"] + required where fields[key] == nil {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid `\(prefix)\(key)`: the field is required", field: prefix + key)
         }
         for (index, selector) in ((fields["selectors"] as? [Any]) ?? []).enumerated() {

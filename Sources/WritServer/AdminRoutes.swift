@@ -38,6 +38,7 @@ public struct AdminRoutes: Sendable {
         (.get, "/v1/authorities"), (.post, "/v1/authorities/prepare"), (.post, "/v1/authorities/activate"),
         (.post, "/v1/authorities/taint"), (.post, "/v1/authorities/revoke"),
         (.post, "/v1/svids/x509"), (.post, "/v1/svids/jwt"),
+        (.post, "/v1/entries-batch-update"), (.post, "/v1/entries-batch-delete"),
     ]
 
     func register(on router: Router<AdminContext>) {
@@ -47,6 +48,8 @@ public struct AdminRoutes: Sendable {
         }
         v1.post("entries") { request, context in try await guarded(context) { try await create(request, context) } }
         v1.get("entries") { request, context in try await guarded(context) { try await list(request) } }
+        v1.post("entries-batch-update") { request, context in try await guarded(context) { try await batchUpdate(request, context) } }
+        v1.post("entries-batch-delete") { request, context in try await guarded(context) { try await batchDelete(request, context) } }
         v1.get("entries-count") { request, context in try await guarded(context) { try await count(request) } }
         v1.get("entries/{id}") { _, context in
             try await guarded(context) {
@@ -183,6 +186,66 @@ public struct AdminRoutes: Sendable {
                 let stored = try await store.createEntry(entry, at: now())
                 context.logger.info("entry created", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "spiffe_id": "\(stored.spiffeID)"])
                 results.append(AdminAPI.EntryResult(entry: stored))
+            } catch {
+                results.append(AdminAPI.EntryResult(error: Self.body(for: error)))
+            }
+        }
+        return Self.json(.ok, AdminAPI.CreateEntriesResponse(results: results))
+    }
+
+    /// Updates 1 to 1000 entries, each at the revision it names; one result per entry, in order.
+    private func batchUpdate(_ request: Request, _ context: AdminContext) async throws -> Response {
+        let entries = try AdminAPI.decodeEntries(try await body(request), required: ["id", "revision"])
+        var results: [AdminAPI.EntryResult] = []
+        for decoded in entries {
+            do {
+                let entry = try decoded.get()
+                guard entry.revision > 0 else {
+                    throw AdminAPI.ErrorBody(code: "invalid_argument", message: "entry `\(entry.id)`: an update needs the `revision` it was read at", field: "revision")
+                }
+                try rules.check(entry)
+                let stored = try await store.updateEntry(entry, at: now())
+                context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
+                results.append(AdminAPI.EntryResult(entry: stored))
+            } catch {
+                results.append(AdminAPI.EntryResult(error: Self.body(for: error)))
+            }
+        }
+        return Self.json(.ok, AdminAPI.CreateEntriesResponse(results: results))
+    }
+
+    /// Deletes 1 to 1000 entries, each optionally only at a revision; one result per entry (the
+    /// deleted entry or why not), in order.
+    private func batchDelete(_ request: Request, _ context: AdminContext) async throws -> Response {
+        let raw = try await body(request)
+        guard let object = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any] else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the request body must be a JSON object `{\"entries\": [{\"id\": …}]}`")
+        }
+        for key in object.keys.sorted() where key != "entries" {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "unknown field `\(key)`", field: key)
+        }
+        guard let list = object["entries"] as? [Any], (1...1000).contains(list.count) else {
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`entries` must be an array of 1 to 1000 `{\"id\": …, \"revision\": …}`", field: "entries")
+        }
+        for (index, item) in list.enumerated() {
+            guard let members = item as? [String: Any], members["id"] is String,
+                  Set(members.keys).isSubset(of: ["id", "revision"]), members["revision"] == nil || ((members["revision"] as? Int) ?? 0) > 0 else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`entries[\(index)]` must be `{\"id\": string, \"revision\": positive integer}` (revision optional)",
+                                         field: "entries[\(index)]")
+            }
+        }
+        let items: [AdminAPI.DeleteEntriesRequest.Item]
+        do { items = try AdminAPI.decoder().decode(AdminAPI.DeleteEntriesRequest.self, from: raw).entries } catch let error as DecodingError {
+            let (field, why) = AdminAPI.describe(error)
+            throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid `\(field)`: \(why)", field: field)
+        }
+        var results: [AdminAPI.EntryResult] = []
+        for item in items {
+            do {
+                try EntryRules.checkID(item.id)
+                let deleted = try await store.deleteEntry(id: item.id, revision: item.revision, at: now())
+                context.logger.info("entry deleted", metadata: ["actor": "\(context.caller!)", "entry_id": "\(item.id)"])
+                results.append(AdminAPI.EntryResult(entry: deleted))
             } catch {
                 results.append(AdminAPI.EntryResult(error: Self.body(for: error)))
             }

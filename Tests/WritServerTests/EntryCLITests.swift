@@ -114,6 +114,38 @@ import WritTestSupport
         #expect(tooBig.status == 1 && tooBig.stderr.contains("page_size"), "\(tooBig.summary)")
         let badToken = try server.writ(["entry", "list", "--page-token", "garbage!"])
         #expect(badToken.status == 1 && badToken.stderr.contains("page token"), "\(badToken.summary)")
+
+        // Batch update: whole entries at their revisions; a stale revision fails its entry alone.
+        let stored = (jsonObject(try server.writ(["entry", "list", "--output", "json"]).stdout)["entries"] as? [[String: Any]] ?? [])
+        var changed = stored.filter { ["e0", "e1", "e2"].contains($0["id"] as? String) }.map { entry -> [String: Any] in
+            var entry = entry
+            entry["owner"] = "carol"
+            for key in ["created_at", "updated_at"] { entry.removeValue(forKey: key) }
+            return entry
+        }
+        changed[2]["revision"] = (changed[2]["revision"] as? Int ?? 0) + 100
+        let updated = try server.writ(["entry", "update", "--data", "-", "--output", "json"], stdin: try JSONSerialization.data(withJSONObject: ["entries": changed]))
+        #expect(updated.status == 1 && updated.stderr.contains("1 of 3 entries were not updated"), "\(updated.summary)")
+        let updateResults = jsonObject(updated.stdout)["results"] as? [[String: Any]] ?? []
+        #expect(updateResults.count == 3 && updateResults.prefix(2).allSatisfy { ($0["entry"] as? [String: Any])?["owner"] as? String == "carol" }, "\(updateResults)")
+        #expect((updateResults.last?["error"] as? [String: Any])?["code"] as? String == "conflict", "\(updateResults)")
+        #expect(try ids(["--owner", "carol"]) == ["e0", "e1"])
+        let noID = try server.writ(["entry", "update", "--data", "-"], stdin: try JSONSerialization.data(withJSONObject: ["entries": [entries[0].filter { $0.key != "id" }]]))
+        #expect(noID.status == 1 && noID.stderr.contains("`entries[0].id`: the field is required"), "\(noID.summary)")
+
+        // Batch delete: by repeated --entry-id, and from --data with a revision per entry.
+        let deleted = try server.writ(["entry", "delete", "--entry-id", "e5", "--entry-id", "e6", "--entry-id", "absent"])
+        #expect(deleted.status == 1 && deleted.stdout.contains("Deleted entry e5") && deleted.stdout.contains("Deleted entry e6")
+                && deleted.stderr.contains("1 of 3 entries were not deleted"), "\(deleted.summary)")
+        let e4 = try #require(stored.first { $0["id"] as? String == "e4" })
+        let atRevisions = try JSONSerialization.data(withJSONObject: ["entries": [["id": "e3", "revision": 999_999], ["id": "e4", "revision": e4["revision"] as? Int ?? 0]]])
+        let deletedAt = try server.writ(["entry", "delete", "--data", "-", "--output", "json"], stdin: atRevisions)
+        let deleteResults = jsonObject(deletedAt.stdout)["results"] as? [[String: Any]] ?? []
+        #expect(deletedAt.status == 1 && (deleteResults.first?["error"] as? [String: Any])?["code"] as? String == "conflict"
+                && (deleteResults.last?["entry"] as? [String: Any])?["id"] as? String == "e4", "\(deletedAt.summary)")
+        #expect(try ids([]) == ["e0", "e1", "e2", "e3"])
+        let malformed = try server.writ(["entry", "delete", "--data", "-"], stdin: Data(#"{"entries":[{"id":"e0","revision":0}]}"#.utf8))
+        #expect(malformed.status == 1 && malformed.stderr.contains("positive integer"), "\(malformed.summary)")
         await server.stop()
     }
 
@@ -218,7 +250,7 @@ import WritTestSupport
         }
         let registered = Set(AdminRoutes.routes.map { "\($0.0.rawValue) \($0.1)" })
         #expect(documented == registered, "documented only: \(documented.subtracting(registered)); registered only: \(registered.subtracting(documented))")
-        #expect(registered.count == 23)
+        #expect(registered.count == 25)
     }
 }
 
