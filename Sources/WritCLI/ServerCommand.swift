@@ -51,16 +51,19 @@ struct ServerCommand: AsyncParsableCommand {
         }
     }
 
-    struct Validate: ParsableCommand {
+    struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the configuration (file, environment and flags) without starting.",
             discussion: "Exit 0 and `configuration ok` when it is valid; exit 1 and the problem (with its line) when not.")
 
         @OptionGroup var settings: ServerSettings
 
-        func run() throws {
+        func run() async throws {
             let options = try settings.options()
             do { _ = try WritServerProcess.loadX509PopTrust(options) } catch {
+                throw ValidationError("\(error)")
+            }
+            do { try await WritServerProcess.checkUpstream(options) } catch {
                 throw ValidationError("\(error)")
             }
             print("configuration ok")
@@ -111,6 +114,8 @@ struct ServerSettings: ParsableArguments {
     @Option(help: ArgumentHelp("A gid whose members are allowed on the admin socket (repeat).", valueName: "gid")) var adminGids: [Int64] = []
     @Option(help: ArgumentHelp("Also serve the admin API over HTTPS (TLS 1.3, callers present an X.509-SVID); unset: socket only.", valueName: "host:port")) var adminListen: String?
     @Option(help: ArgumentHelp("A SPIFFE ID allowed on the TCP admin listener besides admin entries (repeat).", valueName: "spiffe-id")) var adminIds: [String] = []
+    @Option(help: ArgumentHelp("PEM file of an upstream CA chain (signing certificate first): it signs every intermediate instead of a self-signed root.", valueName: "file")) var upstreamCaCert: String?
+    @Option(help: ArgumentHelp("PEM (PKCS#8) file of the upstream CA's private key.", valueName: "file")) var upstreamCaKey: String?
 
     var flags: [String: TOMLValue] {
         var out: [String: TOMLValue] = [:]
@@ -131,6 +136,8 @@ struct ServerSettings: ParsableArguments {
         if !adminGids.isEmpty { out["--admin-gids"] = .array(adminGids.map { .integer($0) }) }
         if let adminListen { out["--admin-listen"] = .string(adminListen) }
         if !adminIds.isEmpty { out["--admin-ids"] = .array(adminIds.map { .string($0) }) }
+        if let upstreamCaCert { out["--upstream-ca-cert"] = .string(upstreamCaCert) }
+        if let upstreamCaKey { out["--upstream-ca-key"] = .string(upstreamCaKey) }
         return out
     }
 

@@ -32,6 +32,10 @@ public enum ServerConfig {
                   help: "How often expired entries and join tokens are deleted (a duration such as 30s or 5m)."),
         ConfigKey(table: "x509pop", key: "ca_bundle", kind: .string, defaultValue: nil,
                   help: "PEM file of the CA certificates that vouch for nodes in x509pop attestation (unset: x509pop is refused)."),
+        ConfigKey(table: "upstream", key: "ca_cert", kind: .string, defaultValue: nil,
+                  help: "PEM file of an upstream CA chain (signing certificate first, trust anchor last): every server's intermediate is signed by it instead of a self-signed root. Needs ca_key."),
+        ConfigKey(table: "upstream", key: "ca_key", kind: .string, defaultValue: nil,
+                  help: "PEM (PKCS#8) file of the upstream CA's private key; it is copied into <data_dir>/ca/keys (0600)."),
         ConfigKey(table: "admin", key: "uids", kind: .integerList, defaultValue: .array([]),
                   help: "Besides root and the server's own user, uids allowed on the admin socket."),
         ConfigKey(table: "admin", key: "gids", kind: .integerList, defaultValue: .array([]),
@@ -88,6 +92,11 @@ public enum ServerConfig {
         let rate = config.integer("server", "attest_rate_limit") ?? 60
         guard rate >= 1, rate <= 1_000_000 else { throw ConfigError("`server.attest_rate_limit` \(rate): between 1 and 1000000 per minute") }
         let datastore = config.string("server", "datastore").flatMap { $0.isEmpty ? nil : $0 }
+        let upstreamCert = config.string("upstream", "ca_cert").flatMap { $0.isEmpty ? nil : $0 }
+        let upstreamKey = config.string("upstream", "ca_key").flatMap { $0.isEmpty ? nil : $0 }
+        guard (upstreamCert == nil) == (upstreamKey == nil) else {
+            throw ConfigError("`upstream.ca_cert` and `upstream.ca_key` go together: give both (--upstream-ca-cert, --upstream-ca-key) or neither")
+        }
         var adminListen: ListenAddress?
         if let text = config.string("admin", "listen"), !text.isEmpty {
             do { adminListen = try ListenAddress(parsing: text) } catch { throw ConfigError("`admin.listen`: \(error.message)") }
@@ -111,7 +120,8 @@ public enum ServerConfig {
                              jwtSVIDTTL: try duration("jwt_svid_ttl", "5m", minimum: 10, maximum: 7 * 86400),
                              attestRatePerMinute: Int(rate),
                              x509popCABundle: config.string("x509pop", "ca_bundle").flatMap { $0.isEmpty ? nil : $0 },
-                             adminListen: adminListen, adminIDs: adminIDs)
+                             adminListen: adminListen, adminIDs: adminIDs,
+                             upstreamCACert: upstreamCert, upstreamCAKey: upstreamKey)
     }
 
     /// Hides a URL's password (`postgres://writ:***@db/writ`).

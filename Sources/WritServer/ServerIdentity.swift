@@ -31,13 +31,15 @@ struct ServerIdentity {
                                             agentSVIDLifetime: options.agentSVIDTTL, x509SVIDLifetime: options.x509SVIDTTL,
                                             jwtSVIDLifetime: options.jwtSVIDTTL)
         let ca: CertificateAuthority
+        let upstreamFiles = try await UpstreamFiles.load(options)
         do {
+            let keys = try DiskKeyManager(directory: (directory as NSString).appendingPathComponent("keys"))
             ca = try await CertificateAuthority(
-                trustDomain: options.trustDomain, configuration: configuration,
-                keyManager: try DiskKeyManager(directory: (directory as NSString).appendingPathComponent("keys")),
-                store: FileCAStateStore(path: (directory as NSString).appendingPathComponent("state.json")), now: { Date() })
+                trustDomain: options.trustDomain, configuration: configuration, keyManager: keys,
+                store: FileCAStateStore(path: (directory as NSString).appendingPathComponent("state.json")),
+                upstream: try await upstreamFiles?.attach(to: keys), now: { Date() })
             try await ca.verifyIntegrity()
-        } catch {
+        } catch let error as CAError {
             throw ServerError("cannot open the CA in `\(directory)`: \(error.message)")
         }
         // This CA's keys join the shared bundle before anything signed with them is served.

@@ -23,6 +23,12 @@ public struct ServerOptions: Sendable {
     public var adminListen: ListenAddress?
     /// SPIFFE IDs allowed on the TCP admin listener besides those of `admin: true` entries.
     public var adminIDs: [SPIFFEID]
+    /// PEM file of the upstream CA chain (the certificate whose key signs first, the trust
+    /// anchor last); with ``upstreamCAKey`` every intermediate is signed by that key and the
+    /// anchor replaces the self-signed root. Nil: self-signed roots.
+    public var upstreamCACert: String?
+    /// PEM (PKCS#8) file of the upstream CA's private key.
+    public var upstreamCAKey: String?
     /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
     public var httpListen: ListenAddress
     /// How often expired entries and join tokens are deleted.
@@ -44,7 +50,8 @@ public struct ServerOptions: Sendable {
                 adminUIDs: [UInt32] = [], adminGIDs: [UInt32] = [], httpListen: ListenAddress = try! ListenAddress(parsing: "127.0.0.1:8080"),
                 pruneInterval: Duration = .seconds(60), listen: ListenAddress = try! ListenAddress(parsing: "0.0.0.0:8081"),
                 agentSVIDTTL: Duration = .seconds(3600), x509SVIDTTL: Duration = .seconds(3600), jwtSVIDTTL: Duration = .seconds(300),
-                attestRatePerMinute: Int = 60, x509popCABundle: String? = nil, adminListen: ListenAddress? = nil, adminIDs: [SPIFFEID] = []) {
+                attestRatePerMinute: Int = 60, x509popCABundle: String? = nil, adminListen: ListenAddress? = nil, adminIDs: [SPIFFEID] = [],
+                upstreamCACert: String? = nil, upstreamCAKey: String? = nil) {
         self.dataDirectory = dataDirectory
         self.trustDomain = trustDomain
         self.datastore = datastore
@@ -61,6 +68,8 @@ public struct ServerOptions: Sendable {
         self.x509popCABundle = x509popCABundle
         self.adminListen = adminListen
         self.adminIDs = adminIDs
+        self.upstreamCACert = upstreamCACert
+        self.upstreamCAKey = upstreamCAKey
     }
 
     /// The datastore URL in effect.

@@ -130,6 +130,11 @@ public enum WritServerProcess {
         }
     }
 
+    /// Reads and checks the upstream CA files of `options`, if any (for `writ server validate`).
+    public static func checkUpstream(_ options: ServerOptions) async throws {
+        _ = try await UpstreamFiles.load(options)
+    }
+
     /// Opens the datastore named by `url` (`sqlite:<path>` or `postgres://…`) for `body`.
     public static func withDatastore(_ url: String, logger: Logger,
                                      _ body: (any Datastore, String) async throws -> Void) async throws {

@@ -58,6 +58,7 @@ import WritTestSupport
             "x509_svid_ttl": ("30m", "\"30m\""), "jwt_svid_ttl": ("10m", "\"10m\""), "attest_rate_limit": ("30", "30"),
             "ca_bundle": ("/srv/env-node-ca.pem", "\"/srv/env-node-ca.pem\""),
             "ids": ("spiffe://env.example/ops/ci", "[\"spiffe://env.example/ops/ci\"]"),
+            "ca_cert": ("/srv/env-upstream.pem", "\"/srv/env-upstream.pem\""), "ca_key": ("/srv/env-upstream-key.pem", "\"/srv/env-upstream-key.pem\""),
         ]
         for (table, key) in keys {
             let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")

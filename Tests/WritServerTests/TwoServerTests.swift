@@ -1,5 +1,8 @@
+import Crypto
 import Foundation
 import GRPCCore
+import SPIFFEIdentity
+import SPIFFEX509
 import SwiftASN1
 import Synchronization
 import Testing
@@ -143,5 +146,97 @@ import X509
         let issuerA = try Certificate(derEncoded: Array(viaA[0].svidChain[0])).issuer
         let issuerB = try Certificate(derEncoded: Array(viaB[0].svidChain[0])).issuer
         #expect(Array(viaA[0].svidChain[1]) != Array(viaB[0].svidChain[1]), "issuers \(issuerA) and \(issuerB)")
+    }
+
+    /// An upstream CA for `example.org` written as PEM files: its certificate and its key.
+    static func upstream(in directory: TemporaryDirectory) async throws -> (certificate: Certificate, certPath: String, keyPath: String) {
+        let key = P256.Signing.PrivateKey()
+        let now = Date()
+        let anchor = try await X509SVIDProfile.rootCA(trustDomain: try TrustDomain(parsing: "example.org"), key: Certificate.PrivateKey(key),
+                                                      notBefore: now - 60, notAfter: now + 365 * 86400)
+        var serializer = DER.Serializer()
+        try serializer.serialize(anchor)
+        try PEMDocument(type: "CERTIFICATE", derBytes: serializer.serializedBytes).pemString
+            .write(to: directory.file("upstream.pem"), atomically: true, encoding: .utf8)
+        try key.pemRepresentation.write(to: directory.file("upstream-key.pem"), atomically: true, encoding: .utf8)
+        return (anchor, directory.file("upstream.pem").path, directory.file("upstream-key.pem").path)
+    }
+
+    /// With `--upstream-ca-cert/--upstream-ca-key`, each server's intermediate is signed by the
+    /// one upstream key: the shared bundle holds that anchor alone, each server still has its own
+    /// intermediate, and openssl verifies SVIDs from both against the upstream certificate.
+    @Test func serversWithOneUpstreamCAShareItsAnchor() async throws {
+        let directory = try TemporaryDirectory(prefix: "writ-upstream")
+        let (anchor, certPath, keyPath) = try await Self.upstream(in: directory)
+        let (url, drop) = try await ServerHarness.createDatabase()
+        let flags = ["--datastore", url, "--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath]
+        let a = try await ServerHarness.start(extraArguments: flags)
+        let b: ServerHarness
+        do { b = try await ServerHarness.start(extraArguments: flags) } catch {
+            await a.stop()
+            await drop()
+            throw error
+        }
+        defer {
+            Task {
+                await a.stop()
+                await b.stop()
+                await drop()
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, try Self.bundle(a).sequence != Self.bundle(b).sequence {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for server in [a, b] {
+            let (roots, _) = try Self.bundle(server)
+            #expect(roots == 1, "one anchor, however many servers")
+            let pem = try server.writ(["bundle", "show", "--format", "pem"]).stdout
+            #expect(try Certificate(pemEncoded: pem) == anchor, "the bundle's anchor is the upstream certificate")
+        }
+        var intermediates: [[UInt8]] = []
+        for (name, server) in [("a", a), ("b", b)] {
+            var attested = try TestAgent(server: server)
+            try await attested.attest(joinToken: try AgentAPITests.token(server).secret)
+            let agent = attested
+            let entry = try AgentAPITests.entry(server, "spiffe://example.org/upstream/\(name)", parent: agent.id)
+            let results = try await agent.x509SVIDs([entry])
+            let chain = try #require(results.first?.svidChain.map { Array($0) })
+            #expect(try Certificate(derEncoded: chain[1]).issuer == anchor.subject, "server \(name)'s intermediate is signed upstream")
+            intermediates.append(chain[1])
+            try Data(PEMDocument(type: "CERTIFICATE", derBytes: chain[0]).pemString.utf8).write(to: directory.file("\(name)-leaf.pem"))
+            try Data(PEMDocument(type: "CERTIFICATE", derBytes: chain[1]).pemString.utf8).write(to: directory.file("\(name)-chain.pem"))
+            let verified = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+                "verify", "-x509_strict", "-CAfile", certPath, "-untrusted", directory.file("\(name)-chain.pem").path, directory.file("\(name)-leaf.pem").path])
+            #expect(verified.status == 0, "server \(name): \(verified.summary)")
+        }
+        #expect(intermediates.count == 2 && intermediates[0] != intermediates[1], "each server has its own intermediate")
+    }
+
+    /// Upstream files are checked before the server starts, with the problem named.
+    @Test func badUpstreamFilesAreRefused() async throws {
+        let directory = try TemporaryDirectory(prefix: "writ-upstream-bad")
+        let (_, certPath, keyPath) = try await Self.upstream(in: directory)
+        let otherKey = directory.file("other-key.pem").path
+        try P256.Signing.PrivateKey().pemRepresentation.write(toFile: otherKey, atomically: true, encoding: .utf8)
+        try "not a certificate".write(to: directory.file("garbage.pem"), atomically: true, encoding: .utf8)
+        let node = try TestNodePKI()
+        let leaf = try node.node(commonName: "not-a-ca", key: P256.Signing.PrivateKey())
+        try PEMDocument(type: "CERTIFICATE", derBytes: TestNodePKI.der(leaf)).pemString.write(to: directory.file("leaf.pem"), atomically: true, encoding: .utf8)
+        for (arguments, expected) in [
+            (["--upstream-ca-cert", certPath], "go together"),
+            (["--upstream-ca-cert", certPath, "--upstream-ca-key", otherKey], "is not the key of"),
+            (["--upstream-ca-cert", directory.file("garbage.pem").path, "--upstream-ca-key", keyPath], "upstream.ca_cert"),
+            (["--upstream-ca-cert", directory.file("leaf.pem").path, "--upstream-ca-key", keyPath], "not a CA certificate"),
+            (["--upstream-ca-cert", certPath, "--upstream-ca-key", directory.file("absent.pem").path], "cannot read"),
+        ] {
+            let result = try ProcessRunner.run(try TestEnvironment.executable("writ"), [
+                "server", "validate", "--data-dir", directory.file("data").path, "--trust-domain", "example.org"] + arguments)
+            #expect(result.status != 0 && result.stderr.contains(expected), "\(arguments): \(result.summary)")
+        }
+        let good = try ProcessRunner.run(try TestEnvironment.executable("writ"), [
+            "server", "validate", "--data-dir", directory.file("data").path, "--trust-domain", "example.org",
+            "--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
+        #expect(good.status == 0 && good.stdout.contains("configuration ok"), "\(good.summary)")
     }
 }
