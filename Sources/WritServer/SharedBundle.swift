@@ -82,10 +82,12 @@ final class SharedBundle: Sendable {
         return adopt(record)
     }
 
+    /// Serves `record` if it is newer than what is served: a publish and a refresh running at
+    /// once may finish in either order, and the older answer must not replace the newer.
     private func adopt(_ record: SharedBundleRecord) -> Bool {
         let bundle = Self.trustBundle(record, trustDomain: trustDomain, logger: logger)
         return current.withLock { current in
-            guard current.sequenceNumber != bundle.sequenceNumber || current.x509Authorities.count != bundle.x509Authorities.count else { return false }
+            guard (bundle.sequenceNumber ?? 0) > (current.sequenceNumber ?? 0) else { return false }
             current = bundle
             return true
         }
