@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
 import ServiceLifecycle
+import SwiftASN1
 import SPIFFEIdentity
 import WritCA
 import WritStore
@@ -32,11 +33,13 @@ struct ServerIdentity {
                                             jwtSVIDLifetime: options.jwtSVIDTTL)
         let ca: CertificateAuthority
         let upstreamFiles = try await UpstreamFiles.load(options)
+        let stateStore = FileCAStateStore(path: (directory as NSString).appendingPathComponent("state.json"))
+        try await checkMode(of: stateStore, in: directory, against: upstreamFiles)
         do {
             let keys = try DiskKeyManager(directory: (directory as NSString).appendingPathComponent("keys"))
             ca = try await CertificateAuthority(
                 trustDomain: options.trustDomain, configuration: configuration, keyManager: keys,
-                store: FileCAStateStore(path: (directory as NSString).appendingPathComponent("state.json")),
+                store: stateStore,
                 upstream: try await upstreamFiles?.attach(to: keys), now: { Date() })
             try await ca.verifyIntegrity()
         } catch let error as CAError {
@@ -51,6 +54,28 @@ struct ServerIdentity {
                                            "bundle_sequence": "\(shared.bundle.sequenceNumber ?? 0)",
                                            "bundle_roots": "\(shared.bundle.x509Authorities.count)", "server_svid_expires_at": "\(svid.expiresAt)"])
         return (ServerIdentity(ca: ca, tls: tls, serverID: serverID, bundle: shared), svid)
+    }
+}
+
+/// Refuses to open a CA in the other mode than it was set up in (self-signed roots or an
+/// upstream CA, and which upstream): its intermediate would not chain to the new anchor, so the
+/// CA could not issue anything. The message says what to do instead.
+private func checkMode(of store: FileCAStateStore, in directory: String, against upstream: UpstreamFiles?) async throws {
+    guard let saved = try? await store.load(), !saved.authorities.isEmpty else { return }
+    let savedSigner = saved.upstreamChainDER?.first
+    switch (savedSigner, upstream) {
+    case (nil, .some):
+        throw ServerError("the CA in `\(directory)` signs under its own self-signed root; it cannot switch to the upstream CA of --upstream-ca-cert. Start on a new data directory, or drop the upstream flags")
+    case (.some, nil):
+        throw ServerError("the CA in `\(directory)` was set up with an upstream CA: give the same --upstream-ca-cert and --upstream-ca-key again, or start on a new data directory")
+    case (.some(let der), .some(let files)):
+        var serializer = DER.Serializer()
+        try serializer.serialize(files.chain[0])
+        guard der == serializer.serializedBytes else {
+            throw ServerError("the CA in `\(directory)` was set up with another upstream CA than `\(files.chain[0].subject)`; changing the upstream CA needs a new data directory")
+        }
+    case (nil, nil):
+        return
     }
 }
 

@@ -242,4 +242,30 @@ import X509
             "--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
         #expect(good.status == 0 && good.stdout.contains("configuration ok"), "\(good.summary)")
     }
+
+    /// A data dir's CA stays in the mode it was set up in: switching between self-signed and
+    /// upstream, or to another upstream, is refused at start with what to do instead.
+    @Test func switchingTheCAModeOfADataDirIsRefused() async throws {
+        let directory = try TemporaryDirectory(prefix: "writ-upstream-mode")
+        let (_, certPath, keyPath) = try await Self.upstream(in: directory)
+        let writ = try TestEnvironment.executable("writ")
+        let selfSigned = try await ServerHarness.start()
+        await selfSigned.stop()
+        let toUpstream = try ProcessRunner.run(writ, selfSigned.arguments + ["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
+        #expect(toUpstream.status != 0 && toUpstream.stderr.contains("self-signed root"), "\(toUpstream.summary)")
+
+        let upstream = try await ServerHarness.start(extraArguments: ["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
+        await upstream.stop()
+        let base = Array(upstream.arguments.dropLast(4))
+        let toSelfSigned = try ProcessRunner.run(writ, base)
+        #expect(toSelfSigned.status != 0 && toSelfSigned.stderr.contains("set up with an upstream CA"), "\(toSelfSigned.summary)")
+        let other = try TemporaryDirectory(prefix: "writ-upstream-other")
+        let (_, otherCert, otherKey) = try await Self.upstream(in: other)
+        let toOther = try ProcessRunner.run(writ, base + ["--upstream-ca-cert", otherCert, "--upstream-ca-key", otherKey])
+        #expect(toOther.status != 0 && toOther.stderr.contains("another upstream CA"), "\(toOther.summary)")
+        // The same upstream again: the server starts.
+        let again = try await upstream.restart()
+        #expect(again.ready["listen"] != nil)
+        await again.stop()
+    }
 }
