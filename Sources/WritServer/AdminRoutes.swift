@@ -178,14 +178,22 @@ public struct AdminRoutes: Sendable {
 
     private func create(_ request: Request, _ context: AdminContext) async throws -> Response {
         let entries = try AdminAPI.decodeEntries(try await body(request))
+        return try await eachEntry(entries) { entry in
+            try rules.check(entry)
+            let stored = try await store.createEntry(entry, at: now())
+            context.logger.info("entry created", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "spiffe_id": "\(stored.spiffeID)"])
+            return stored
+        }
+    }
+
+    /// Applies `apply` to each decoded entry in order; an entry that failed to decode or to
+    /// apply gets its error as its result, and the others go on.
+    private func eachEntry(_ entries: [Result<RegistrationEntry, AdminAPI.ErrorBody>],
+                           _ apply: (RegistrationEntry) async throws -> RegistrationEntry) async throws -> Response {
         var results: [AdminAPI.EntryResult] = []
         for decoded in entries {
             do {
-                let entry = try decoded.get()
-                try rules.check(entry)
-                let stored = try await store.createEntry(entry, at: now())
-                context.logger.info("entry created", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "spiffe_id": "\(stored.spiffeID)"])
-                results.append(AdminAPI.EntryResult(entry: stored))
+                results.append(AdminAPI.EntryResult(entry: try await apply(try decoded.get())))
             } catch {
                 results.append(AdminAPI.EntryResult(error: Self.body(for: error)))
             }
@@ -196,22 +204,15 @@ public struct AdminRoutes: Sendable {
     /// Updates 1 to 1000 entries, each at the revision it names; one result per entry, in order.
     private func batchUpdate(_ request: Request, _ context: AdminContext) async throws -> Response {
         let entries = try AdminAPI.decodeEntries(try await body(request), required: ["id", "revision"])
-        var results: [AdminAPI.EntryResult] = []
-        for decoded in entries {
-            do {
-                let entry = try decoded.get()
-                guard entry.revision > 0 else {
-                    throw AdminAPI.ErrorBody(code: "invalid_argument", message: "entry `\(entry.id)`: an update needs the `revision` it was read at", field: "revision")
-                }
-                try rules.check(entry)
-                let stored = try await store.updateEntry(entry, at: now())
-                context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
-                results.append(AdminAPI.EntryResult(entry: stored))
-            } catch {
-                results.append(AdminAPI.EntryResult(error: Self.body(for: error)))
+        return try await eachEntry(entries) { entry in
+            guard entry.revision > 0 else {
+                throw AdminAPI.ErrorBody(code: "invalid_argument", message: "entry `\(entry.id)`: an update needs the `revision` it was read at", field: "revision")
             }
+            try rules.check(entry)
+            let stored = try await store.updateEntry(entry, at: now())
+            context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
+            return stored
         }
-        return Self.json(.ok, AdminAPI.CreateEntriesResponse(results: results))
     }
 
     /// Deletes 1 to 1000 entries, each optionally only at a revision; one result per entry (the

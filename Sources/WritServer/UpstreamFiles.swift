@@ -17,7 +17,7 @@ struct UpstreamFiles: Sendable {
     var keyID: String {
         var serializer = DER.Serializer()
         try? serializer.serialize(chain[0])
-        return "upstream-" + SHA256.hash(data: serializer.serializedBytes).prefix(8).map { String(format: "%02x", $0) }.joined()
+        return "upstream-" + AgentListenerFactory.hex(SHA256.hash(data: serializer.serializedBytes).prefix(8))
     }
 
     /// Nil when no upstream is configured; a ``ServerError`` naming the file and the problem

@@ -24,6 +24,28 @@ import X509
         return (keys.filter { $0["use"] as? String == "x509-svid" }.count, object["spiffe_sequence"] as? Int ?? -1)
     }
 
+    /// Two servers on a fresh database of their own, with `extra` flags each; the closure stops
+    /// both and drops the database.
+    static func startPair(_ extra: [String] = []) async throws -> (ServerHarness, ServerHarness, @Sendable () async -> Void) {
+        let (url, drop) = try await ServerHarness.createDatabase()
+        let a: ServerHarness
+        do { a = try await ServerHarness.start(extraArguments: ["--datastore", url] + extra) } catch {
+            await drop()
+            throw error
+        }
+        let b: ServerHarness
+        do { b = try await ServerHarness.start(extraArguments: ["--datastore", url] + extra) } catch {
+            await a.stop()
+            await drop()
+            throw error
+        }
+        return (a, b, {
+            await a.stop()
+            await b.stop()
+            await drop()
+        })
+    }
+
     /// Runs `body`, failing if it takes longer than `limit`.
     static func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
@@ -39,21 +61,8 @@ import X509
     }
 
     @Test func twoServersOnOneDatabaseShareTheRegistryAndTheBundle() async throws {
-        let (url, drop) = try await ServerHarness.createDatabase()
-        let a = try await ServerHarness.start(extraArguments: ["--datastore", url])
-        let b: ServerHarness
-        do { b = try await ServerHarness.start(extraArguments: ["--datastore", url]) } catch {
-            await a.stop()
-            await drop()
-            throw error
-        }
-        defer {
-            Task {
-                await a.stop()
-                await b.stop()
-                await drop()
-            }
-        }
+        let (a, b, stopAll) = try await Self.startPair()
+        defer { Task { await stopAll() } }
 
         // Each server published its root; each learns the other's from the datastore.
         let deadline = ContinuousClock.now + .seconds(10)
@@ -171,22 +180,8 @@ import X509
     @Test func serversWithOneUpstreamCAShareItsAnchor() async throws {
         let directory = try TemporaryDirectory(prefix: "writ-upstream")
         let (anchor, certPath, keyPath) = try await Self.upstream(in: directory)
-        let (url, drop) = try await ServerHarness.createDatabase()
-        let flags = ["--datastore", url, "--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath]
-        let a = try await ServerHarness.start(extraArguments: flags)
-        let b: ServerHarness
-        do { b = try await ServerHarness.start(extraArguments: flags) } catch {
-            await a.stop()
-            await drop()
-            throw error
-        }
-        defer {
-            Task {
-                await a.stop()
-                await b.stop()
-                await drop()
-            }
-        }
+        let (a, b, stopAll) = try await Self.startPair(["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
+        defer { Task { await stopAll() } }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline, try Self.bundle(a).sequence != Self.bundle(b).sequence {
             try await Task.sleep(for: .milliseconds(100))
