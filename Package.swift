@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "WritServer",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation", "SPIFFEBundle",
                 "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -242,7 +242,7 @@ let package = Package(
         .testTarget(
             name: "WritServerTests",
             dependencies: ["WritServer", "WritModel", "WritStore", "SPIFFEIdentity", "WritTestSupport", "WritStorePostgres", "WritStoreSQLite",
-                           "WritAgentAPI", "WritNodeAttestation",
+                           "WritAgentAPI", "WritNodeAttestation", "SPIFFEBundle",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "X509", package: "swift-certificates"),
                            .product(name: "SwiftASN1", package: "swift-asn1"),

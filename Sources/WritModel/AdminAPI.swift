@@ -220,6 +220,69 @@ public enum AdminAPI {
         }
     }
 
+    /// A foreign trust domain's bundle (`GET /v1/bundles`, `GET|PUT /v1/bundles/{trust_domain}`).
+    public struct FederatedBundle: Codable, Sendable, Hashable {
+        public var trustDomain: String
+        /// The store revision of the last change.
+        public var revision: Int64
+        public var updatedAt: Date
+        /// The document's `spiffe_sequence`, when it has one.
+        public var spiffeSequence: Int64?
+        public var x509AuthorityCount: Int
+        public var jwtAuthorityCount: Int
+        /// The SPIFFE bundle document (JWKS JSON) as stored and sent to agents.
+        public var spiffeBundle: String
+
+        enum CodingKeys: String, CodingKey {
+            case trustDomain = "trust_domain", revision, updatedAt = "updated_at", spiffeSequence = "spiffe_sequence",
+                 x509AuthorityCount = "x509_authority_count", jwtAuthorityCount = "jwt_authority_count", spiffeBundle = "spiffe_bundle"
+        }
+
+        public init(trustDomain: String, revision: Int64, updatedAt: Date, spiffeSequence: Int64?, x509AuthorityCount: Int,
+                    jwtAuthorityCount: Int, spiffeBundle: String) {
+            self.trustDomain = trustDomain
+            self.revision = revision
+            self.updatedAt = updatedAt
+            self.spiffeSequence = spiffeSequence
+            self.x509AuthorityCount = x509AuthorityCount
+            self.jwtAuthorityCount = jwtAuthorityCount
+            self.spiffeBundle = spiffeBundle
+        }
+    }
+
+    /// `GET /v1/bundles` answer: every federated bundle, ordered by trust domain.
+    public struct FederatedBundleList: Codable, Sendable {
+        public var bundles: [FederatedBundle]
+        public init(bundles: [FederatedBundle]) { self.bundles = bundles }
+    }
+
+    /// `PUT /v1/bundles/{trust_domain}` body: the bundle as a SPIFFE bundle document or as PEM
+    /// certificates; without `format` it is detected from the first non-blank character.
+    public struct SetFederatedBundleRequest: Codable, Sendable {
+        /// `spiffe` or `pem`.
+        public var format: String?
+        public var data: String
+        public init(format: String? = nil, data: String) {
+            self.format = format
+            self.data = data
+        }
+    }
+
+    /// `DELETE /v1/bundles/{trust_domain}` answer.
+    public struct DeletedFederatedBundle: Codable, Sendable {
+        public var trustDomain: String
+        /// `restrict`, `dissociate` or `delete`.
+        public var mode: String
+        /// The entries dissociated from the trust domain or deleted with it.
+        public var affectedEntryIDs: [String]
+        enum CodingKeys: String, CodingKey { case trustDomain = "trust_domain", mode, affectedEntryIDs = "affected_entry_ids" }
+        public init(trustDomain: String, mode: String, affectedEntryIDs: [String]) {
+            self.trustDomain = trustDomain
+            self.mode = mode
+            self.affectedEntryIDs = affectedEntryIDs
+        }
+    }
+
     /// `GET /v1/health` answer.
     public struct Health: Codable, Sendable {
         public var status: String

@@ -39,6 +39,7 @@ public struct AdminRoutes: Sendable {
         (.post, "/v1/authorities/taint"), (.post, "/v1/authorities/revoke"),
         (.post, "/v1/svids/x509"), (.post, "/v1/svids/jwt"),
         (.post, "/v1/entries-batch-update"), (.post, "/v1/entries-batch-delete"),
+        (.get, "/v1/bundles"), (.get, "/v1/bundles/{trust_domain}"), (.put, "/v1/bundles/{trust_domain}"), (.delete, "/v1/bundles/{trust_domain}"),
     ]
 
     func register(on router: Router<AdminContext>) {
@@ -78,6 +79,7 @@ public struct AdminRoutes: Sendable {
                 }
             }
         }
+        registerFederatedBundles(on: v1)
         v1.get("agents") { request, _ in
             try await guarded(nil) {
                 let query = try QueryParameters(request, allowed: ["selector", "banned", "expires_before", "attestation_type"])
@@ -379,7 +381,7 @@ public struct AdminRoutes: Sendable {
 
     /// Decodes a JSON object body with exactly these known members: unknown members, explicit
     /// nulls and wrong types are refused with the member's name.
-    private func strictBody<T: Decodable>(_ request: Request, _ type: T.Type, fields: Set<String>) async throws -> T {
+    func strictBody<T: Decodable>(_ request: Request, _ type: T.Type, fields: Set<String>) async throws -> T {
         let raw = try await body(request)
         guard let object = (try? JSONSerialization.jsonObject(with: raw)) as? [String: Any] else {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the request body must be a JSON object")
@@ -394,7 +396,7 @@ public struct AdminRoutes: Sendable {
         }
     }
 
-    private func body(_ request: Request) async throws -> Data {
+    func body(_ request: Request) async throws -> Data {
         var request = request
         do {
             let buffer = try await request.collectBody(upTo: Self.maximumBodySize)
@@ -406,7 +408,7 @@ public struct AdminRoutes: Sendable {
     }
 
     /// Runs a handler and turns any error into the API's error body with its status.
-    private func guarded(_ context: AdminContext?, _ handler: () async throws -> Response) async throws -> Response {
+    func guarded(_ context: AdminContext?, _ handler: () async throws -> Response) async throws -> Response {
         do {
             return try await handler()
         } catch {

@@ -170,11 +170,13 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         let (revision, entries) = await cache.authorizedEntries(for: agent, at: Date())
         var sent: [String: Int64] = [:]
         let bundle = await wireBundle()
+        let federated = await cache.federatedBundles(for: entries)
+        let federatedWire = FederatedSet(federated)
         if request.afterRevision > 0, let remembered = await syncMemory.recall(agent: agent.id, revision: request.afterRevision) {
             sent = remembered
-            try await sendDelta(entries, previous: &sent, revision: revision, bundle: bundle, to: response, force: true)
+            try await sendDelta(entries, previous: &sent, revision: revision, bundle: bundle, federated: federatedWire, to: response, force: true)
         } else {
-            try await sendSnapshot(entries, revision: revision, bundle: bundle, to: response)
+            try await sendSnapshot(entries, revision: revision, bundle: bundle, federated: federatedWire, to: response)
             sent = Dictionary(uniqueKeysWithValues: entries.map { ($0.id, $0.revision) })
         }
         await syncMemory.remember(agent: agent.id, revision: revision, entries: sent)
@@ -182,7 +184,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         // context, not by cancelling this task: race the stream against it so the loop ends.
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self, sent] in
-                try await followChanges(agent: agent, peer: peer, after: revision, sent: sent, bundle: bundle, to: response)
+                try await followChanges(agent: agent, peer: peer, after: revision, sent: sent, bundle: bundle, federated: federatedWire, to: response)
             }
             group.addTask { try await context.cancellation.cancelled }
             defer { group.cancelAll() }
@@ -191,12 +193,14 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
     }
 
     /// Sends a delta after every registry change that concerns `agent` until the task is
-    /// cancelled; `sent` is what the agent holds at `after`, `bundle` the bundle it has.
+    /// cancelled; `sent` is what the agent holds at `after`, `bundle` the bundle it has and
+    /// `federated` the foreign bundles it has.
     private func followChanges(agent: AgentRecord, peer: VerifiedPeer, after: Int64, sent: [String: Int64],
-                               bundle: Writ_Agent_V1_Bundle, to response: RPCWriter<Writ_Agent_V1_SyncResponse>) async throws {
+                               bundle: Writ_Agent_V1_Bundle, federated: FederatedSet, to response: RPCWriter<Writ_Agent_V1_SyncResponse>) async throws {
         var revision = after
         var sent = sent
         var bundle = bundle
+        var federated = federated
         var entries: [RegistrationEntry]
         var agentRevision = await cache.lastAgentChange(agent.id)
         while !Task.isCancelled {
@@ -212,12 +216,16 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             let freshBundle = await wireBundle()
             let bundleChanged = freshBundle.sequence != bundle.sequence
             bundle = freshBundle
-            try await sendDelta(entries, previous: &sent, revision: revision, bundle: bundleChanged ? bundle : nil, to: response, force: bundleChanged)
+            let freshFederated = FederatedSet(await cache.federatedBundles(for: entries))
+            let federatedChanged = freshFederated.revisions != federated.revisions
+            federated = freshFederated
+            try await sendDelta(entries, previous: &sent, revision: revision, bundle: bundleChanged ? bundle : nil,
+                                federated: federatedChanged ? federated : nil, to: response, force: bundleChanged || federatedChanged)
             await syncMemory.remember(agent: agent.id, revision: revision, entries: sent)
         }
     }
 
-    private func sendSnapshot(_ entries: [RegistrationEntry], revision: Int64, bundle: Writ_Agent_V1_Bundle,
+    private func sendSnapshot(_ entries: [RegistrationEntry], revision: Int64, bundle: Writ_Agent_V1_Bundle, federated: FederatedSet,
                               to response: RPCWriter<Writ_Agent_V1_SyncResponse>) async throws {
         let pages = Self.pages(entries)
         for (index, page) in pages.enumerated() {
@@ -226,7 +234,11 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             message.revision = revision
             message.snapshot = true
             message.complete = index == pages.count - 1
-            if index == 0 { message.bundle = bundle }
+            if index == 0 {
+                message.bundle = bundle
+                message.federatedBundlesChanged = true
+                message.federatedBundles = federated.wire
+            }
             try await response.write(message)
         }
     }
@@ -234,7 +246,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
     /// Sends what changed against `previous` (and updates it); nothing when nothing changed
     /// unless `force`.
     private func sendDelta(_ entries: [RegistrationEntry], previous: inout [String: Int64], revision: Int64, bundle: Writ_Agent_V1_Bundle?,
-                           to response: RPCWriter<Writ_Agent_V1_SyncResponse>, force: Bool) async throws {
+                           federated: FederatedSet?, to response: RPCWriter<Writ_Agent_V1_SyncResponse>, force: Bool) async throws {
         let changed = entries.filter { previous[$0.id] != $0.revision }
         let current = Set(entries.map(\.id))
         let removed = previous.keys.filter { !current.contains($0) }.sorted()
@@ -247,6 +259,10 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             message.complete = index == pages.count - 1
             if index == pages.count - 1 { message.removedEntryIds = removed }
             if index == 0, let bundle { message.bundle = bundle }
+            if index == 0, let federated {
+                message.federatedBundlesChanged = true
+                message.federatedBundles = federated.wire
+            }
             try await response.write(message)
         }
         previous = Dictionary(uniqueKeysWithValues: entries.map { ($0.id, $0.revision) })
@@ -396,18 +412,45 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         return agent
     }
 
+    /// The foreign bundles an agent holds: what was sent and at which store revisions.
+    struct FederatedSet: Sendable {
+        /// Store revision by trust domain name: equal maps mean nothing to send.
+        let revisions: [String: Int64]
+        let wire: [Writ_Agent_V1_Bundle]
+
+        init(_ records: [FederatedBundleRecord]) {
+            revisions = Dictionary(uniqueKeysWithValues: records.map { ($0.trustDomain.name, $0.revision) })
+            wire = records.map { record in
+                var wire = Writ_Agent_V1_Bundle()
+                wire.trustDomain = record.trustDomain.name
+                wire.spiffeBundle = Data(record.document)
+                // The document was validated when it was set; it parses.
+                if let parsed = try? TrustBundle.parseSPIFFEJSON(record.document, trustDomain: record.trustDomain) {
+                    wire.x509Authorities = AgentService.derCertificates(parsed)
+                    wire.sequence = Int64(parsed.sequenceNumber ?? 0)
+                }
+                return wire
+            }
+        }
+    }
+
     private func wireBundle() async -> Writ_Agent_V1_Bundle {
         let bundle = self.bundle.bundle
         var wire = Writ_Agent_V1_Bundle()
         wire.trustDomain = bundle.trustDomain.name
         wire.spiffeBundle = Data(bundle.spiffeJSON())
-        wire.x509Authorities = bundle.x509Authorities.compactMap { certificate in
+        wire.x509Authorities = Self.derCertificates(bundle)
+        wire.sequence = Int64(bundle.sequenceNumber ?? 0)
+        return wire
+    }
+
+    /// Each X.509 authority of `bundle` as DER.
+    static func derCertificates(_ bundle: TrustBundle) -> [Data] {
+        bundle.x509Authorities.compactMap { certificate in
             var serializer = DER.Serializer()
             guard (try? serializer.serialize(certificate)) != nil else { return nil }
             return Data(serializer.serializedBytes)
         }
-        wire.sequence = Int64(bundle.sequenceNumber ?? 0)
-        return wire
     }
 
     static func wire(_ selector: Selector) -> Writ_Agent_V1_Selector {

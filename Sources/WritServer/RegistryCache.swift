@@ -21,6 +21,8 @@ actor RegistryCache {
     private var bySPIFFEID: [String: Set<String>] = [:]
     /// The revision of the latest change to each agent record (attest, renew, evict, ban, purge).
     private var agentChanges: [String: Int64] = [:]
+    /// Foreign trust domains' bundles, by trust domain name.
+    private var federated: [String: FederatedBundleRecord] = [:]
     /// The revision of the latest change to the shared bundle (0: none since start).
     private(set) var bundleChange: Int64 = 0
     /// When a catch-up last reached the end of the change feed.
@@ -50,6 +52,7 @@ actor RegistryCache {
         children = [:]
         bySPIFFEID = [:]
         for entry in loaded.values { insert(entry) }
+        federated = Dictionary(try await store.listFederatedBundles().map { ($0.trustDomain.name, $0) }, uniquingKeysWith: { $1 })
         revision = start
         try await catchUp()
         logger.info("registry loaded", metadata: ["entries": "\(entries.count)", "revision": "\(revision)"])
@@ -83,6 +86,12 @@ actor RegistryCache {
                     agentChanges[change.recordID] = change.revision
                 case .bundleUpdated:
                     bundleChange = change.revision
+                case .federatedBundleSet, .federatedBundleDeleted:
+                    federated.removeValue(forKey: change.recordID)
+                    if change.kind == .federatedBundleSet, let domain = try? TrustDomain(parsing: change.recordID),
+                       let current = try await store.federatedBundle(domain) {
+                        federated[current.trustDomain.name] = current
+                    }
                 case .joinTokenCreated, .joinTokenUsed:
                     break
                 }
@@ -126,6 +135,12 @@ actor RegistryCache {
 
     /// The revision of the latest change to the agent's record, if any since start.
     func lastAgentChange(_ agentID: SPIFFEID) -> Int64? { agentChanges[agentID.uri] }
+
+    /// The stored bundles of the trust domains `entries` federate with, ordered by name (a
+    /// trust domain whose bundle is gone is left out).
+    func federatedBundles(for entries: [RegistrationEntry]) -> [FederatedBundleRecord] {
+        Set(entries.flatMap { $0.federatesWith.map(\.name) }).sorted().compactMap { federated[$0] }
+    }
 
     /// The entry with this id, if it exists.
     func entry(id: String) -> RegistrationEntry? { entries[id] }

@@ -152,6 +152,18 @@ struct MeasuredDatastore: Datastore {
     func sharedBundle() async throws(StoreError) -> SharedBundleRecord {
         try await measure("shared_bundle") { () async throws(StoreError) in try await inner.sharedBundle() }
     }
+    func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date) async throws(StoreError) -> FederatedBundleRecord {
+        try await measure("set_federated_bundle") { () async throws(StoreError) in try await inner.setFederatedBundle(bundle, at: time) }
+    }
+    func federatedBundle(_ trustDomain: TrustDomain) async throws(StoreError) -> FederatedBundleRecord? {
+        try await measure("get_federated_bundle") { () async throws(StoreError) in try await inner.federatedBundle(trustDomain) }
+    }
+    func listFederatedBundles() async throws(StoreError) -> [FederatedBundleRecord] {
+        try await measure("list_federated_bundles") { () async throws(StoreError) in try await inner.listFederatedBundles() }
+    }
+    func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion {
+        try await measure("delete_federated_bundle") { () async throws(StoreError) in try await inner.deleteFederatedBundle(trustDomain, mode: mode, at: time) }
+    }
     func backup(to path: String) async throws(StoreError) { try await measure("backup") { () async throws(StoreError) in try await inner.backup(to: path) } }
     func close() async { await inner.close() }
 }

@@ -15,12 +15,14 @@ public protocol Datastore: Sendable {
     func schemaVersion() async throws(StoreError) -> Int
 
     /// Stores a new entry; `already_exists` when its id, or its SPIFFE ID + parent + selectors,
-    /// is taken. Returns the entry with its revision and times.
+    /// is taken; `invalid_argument` when it federates with a trust domain that has no stored
+    /// bundle. Returns the entry with its revision and times.
     func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry
     /// The entry with this id, or nil.
     func entry(id: String) async throws(StoreError) -> RegistrationEntry?
     /// Replaces an entry whose stored revision is `entry.revision`; `conflict` when it moved on,
-    /// `not_found` when it is gone, `already_exists` when the change collides with another entry.
+    /// `not_found` when it is gone, `already_exists` when the change collides with another entry,
+    /// `invalid_argument` when it federates with a trust domain that has no stored bundle.
     func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry
     /// Deletes an entry (at `revision`, when given); returns what was deleted.
     func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry
@@ -72,6 +74,21 @@ public protocol Datastore: Sendable {
     func publishBundleAuthorities(serverID: String, _ authorities: [BundleAuthority], at time: Date) async throws(StoreError) -> SharedBundleRecord
     /// The shared bundle: every stored contribution and the sequence.
     func sharedBundle() async throws(StoreError) -> SharedBundleRecord
+
+    // MARK: federated bundles
+
+    /// Stores (creates or replaces) the bundle of a foreign trust domain and records a
+    /// `bundle.set` change. The caller has validated the document.
+    func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date) async throws(StoreError) -> FederatedBundleRecord
+    /// The stored bundle of `trustDomain`, or nil.
+    func federatedBundle(_ trustDomain: TrustDomain) async throws(StoreError) -> FederatedBundleRecord?
+    /// Every federated bundle, ordered by trust domain.
+    func listFederatedBundles() async throws(StoreError) -> [FederatedBundleRecord]
+    /// Deletes the bundle of `trustDomain` and records a `bundle.delete` change. The entries that
+    /// federate with it are handled per `mode` in the same transaction: `restrict` refuses with
+    /// `conflict` while there are any; `dissociate` drops the trust domain from their
+    /// `federates_with` (an `entry.update` each); `delete` deletes them (an `entry.delete` each).
+    func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion
 
     /// Writes a consistent copy of the whole datastore to `path` (a new file) while it stays
     /// online. SQLite only: a PostgreSQL store is backed up with `pg_dump` (docs/datastore.md).
@@ -166,6 +183,8 @@ public struct StoreChange: Sendable, Hashable {
         case agentBanned = "agent.ban"
         case agentPurged = "agent.purge"
         case bundleUpdated = "bundle.update"
+        case federatedBundleSet = "bundle.set"
+        case federatedBundleDeleted = "bundle.delete"
     }
 
     /// The revision the change committed at; strictly increasing.

@@ -105,6 +105,21 @@ struct Migration: Sendable {
                 "INSERT INTO bundle_state (id, sequence, updated_at_ms) VALUES (1, 0, 0)",
             ]
         ),
+        Migration(
+            version: 4,
+            sqlite: [
+                """
+                CREATE TABLE federated_bundles (trust_domain TEXT PRIMARY KEY, document TEXT NOT NULL,
+                    revision BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)
+                """,
+            ],
+            postgres: [
+                """
+                CREATE TABLE federated_bundles (trust_domain TEXT COLLATE "C" PRIMARY KEY, document TEXT NOT NULL,
+                    revision BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)
+                """,
+            ]
+        ),
     ]
 
     /// The newest step this binary knows.

@@ -85,6 +85,7 @@ public final class SQLDatastore: Datastore {
                 throw StoreError(.alreadyExists, "an entry with id `\(entry.id)` exists")
             }
             try await self.refuseDuplicate(entry, in: db)
+            try await self.requireFederatedBundles(entry, in: db)
             let revision = try await self.recordChange(.entryCreated, recordID: entry.id, at: ms, in: db)
             var stored = entry
             stored.revision = revision
@@ -116,6 +117,7 @@ public final class SQLDatastore: Datastore {
                 throw StoreError(.conflict, "entry `\(entry.id)` is at revision \(storedRevision), not \(entry.revision): read it again and retry")
             }
             try await self.refuseDuplicate(entry, in: db)
+            try await self.requireFederatedBundles(entry, in: db)
             let revision = try await self.recordChange(.entryUpdated, recordID: entry.id, at: ms, in: db)
             var stored = entry
             stored.revision = revision
@@ -283,7 +285,7 @@ public final class SQLDatastore: Datastore {
         }
     }
 
-    private func insertRow(_ entry: RegistrationEntry, in db: any SQLDatabase) async throws {
+    func insertRow(_ entry: RegistrationEntry, in db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO entries (id, spiffe_id, parent_id, uniqueness_hash, x509_svid_ttl, jwt_svid_ttl, dns_names, federates_with,
                 admin, downstream, hint, expires_at_ms, owner, labels, revision, created_at_ms, updated_at_ms)
@@ -295,7 +297,7 @@ public final class SQLDatastore: Datastore {
             """).run()
     }
 
-    private func insertSelectors(_ entry: RegistrationEntry, in db: any SQLDatabase) async throws {
+    func insertSelectors(_ entry: RegistrationEntry, in db: any SQLDatabase) async throws {
         for selector in entry.selectors {
             try await db.raw("INSERT INTO entry_selectors (entry_id, type, value) VALUES (\(bind: entry.id), \(bind: selector.type), \(bind: selector.value))").run()
         }
@@ -348,7 +350,7 @@ public final class SQLDatastore: Datastore {
     }
 
     /// Decodes entry rows, with their selectors read in one query.
-    private func loadEntries(_ rows: [any SQLRow], in db: any SQLDatabase) async throws -> [RegistrationEntry] {
+    func loadEntries(_ rows: [any SQLRow], in db: any SQLDatabase) async throws -> [RegistrationEntry] {
         guard !rows.isEmpty else { return [] }
         let ids = try rows.map { try $0.decode(column: "id", as: String.self) }
         var selectors: [String: [Selector]] = [:]

@@ -131,9 +131,7 @@ extension StoreConformanceTests {
     @Test(arguments: StoreBackendKind.allCases)
     func aFailedPublishLeavesTheBundleAsItWas(_ kind: StoreBackendKind) async throws {
         let armed = FaultSwitch()
-        let faults = StoreFaults { (reached: StoreFaultPoint) throws(StoreError) in
-            if reached == .beforeCommit, armed.isOn { throw StoreError(.injectedFault, "fault injected at \(reached.rawValue)") }
-        }
+        let faults = armed.faults(at: .beforeCommit)
         try await F.withStore(kind, faults: faults) { store in
             let first = try await store.publishBundleAuthorities(serverID: "a", [Self.authority("a", .x509, "root-1")], at: F.now)
             armed.isOn = true

@@ -46,8 +46,9 @@ import WritTestSupport
     @Test(arguments: StoreBackendKind.allCases)
     func entriesRoundTripEveryField(_ kind: StoreBackendKind) async throws {
         try await F.withStore(kind) { store in
+            _ = try await store.setFederatedBundle(F.federatedBundle("partner.org"), at: F.now)
             var entry = F.entry("/svc/api", selectors: ["unix:uid:1000", "unix:path:/usr/bin/api"], labels: ["kind": "agent", "model": "m-1"],
-                                expiresAt: F.now.addingTimeInterval(86400))
+                                expiresAt: F.now.addingTimeInterval(86400), federatesWith: ["partner.org"])
             entry.admin = true
             entry.downstream = true
             let created = try await store.createEntry(entry, at: F.now)
@@ -279,9 +280,7 @@ import WritTestSupport
     func anInjectedFailureRollsBackTheWholeWrite(_ kind: StoreBackendKind) async throws {
         for point in StoreFaultPoint.allCases {
             let armed = FaultSwitch()
-            let faults = StoreFaults { (reached: StoreFaultPoint) throws(StoreError) in
-                if reached == point, armed.isOn { throw StoreError(.injectedFault, "fault injected at \(reached.rawValue)") }
-            }
+            let faults = armed.faults(at: point)
             try await F.withStore(kind, faults: faults) { store in
                 let kept = try await store.createEntry(F.entry("/kept", selectors: ["unix:uid:1"]), at: F.now)
                 let revision = try await store.currentRevision()
@@ -385,5 +384,12 @@ final class FaultSwitch: @unchecked Sendable {
     var isOn: Bool {
         get { lock.withLock { on } }
         set { lock.withLock { on = newValue } }
+    }
+
+    /// Faults that fail every write reaching `point` while the switch is on.
+    func faults(at point: StoreFaultPoint) -> StoreFaults {
+        StoreFaults { (reached: StoreFaultPoint) throws(StoreError) in
+            if reached == point, self.isOn { throw StoreError(.injectedFault, "fault injected at \(reached.rawValue)") }
+        }
     }
 }

@@ -65,10 +65,15 @@ enum StoreFixture {
     static let agent = id("/writ/agent/join_token/t1")
 
     static func entry(_ path: String, parent: SPIFFEID = agent, selectors: [String] = ["unix:uid:1000"], owner: String = "team-a",
-                      labels: [String: String] = [:], expiresAt: Date? = nil, id: String = RegistrationEntry.newID()) -> RegistrationEntry {
+                      labels: [String: String] = [:], expiresAt: Date? = nil, federatesWith: [String] = [], id: String = RegistrationEntry.newID()) -> RegistrationEntry {
         RegistrationEntry(id: id, spiffeID: Self.id(path), parentID: parent, selectors: selectors.map(selector), x509SVIDTTL: 600,
-                          jwtSVIDTTL: 300, dnsNames: ["svc.example.org"], federatesWith: [try! TrustDomain(parsing: "partner.org")],
+                          jwtSVIDTTL: 300, dnsNames: ["svc.example.org"], federatesWith: federatesWith.map { try! TrustDomain(parsing: $0) },
                           hint: "h", expiresAt: expiresAt, owner: owner, labels: labels)
+    }
+
+    /// A bundle document for a foreign trust domain (the store keeps the bytes it is given).
+    static func federatedBundle(_ name: String, _ marker: String = "1") -> FederatedBundleRecord {
+        FederatedBundleRecord(trustDomain: try! TrustDomain(parsing: name), document: Array(#"{"keys":[],"spiffe_sequence":\#(marker)}"#.utf8))
     }
 
     static let now = Date(timeIntervalSince1970: 1_800_000_000)

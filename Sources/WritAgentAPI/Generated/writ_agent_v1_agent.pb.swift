@@ -223,6 +223,14 @@ public nonisolated struct Writ_Agent_V1_SyncResponse: Sendable {
   /// Clears the value of `bundle`. Subsequent reads from it will return its default value.
   public mutating func clearBundle() {self._bundle = nil}
 
+  /// True when the bundles of the foreign trust domains the agent's entries federate with differ
+  /// from those last sent on this stream (always on a snapshot's first page and on a resumed
+  /// stream's first message); `federated_bundles` is then the complete set and replaces what the
+  /// agent holds, so an empty list with this flag set means "none".
+  public var federatedBundlesChanged: Bool = false
+
+  public var federatedBundles: [Writ_Agent_V1_Bundle] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -718,7 +726,7 @@ nonisolated extension Writ_Agent_V1_SyncRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Writ_Agent_V1_SyncResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SyncResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{3}removed_entry_ids\0\u{1}revision\0\u{1}snapshot\0\u{1}complete\0\u{1}bundle\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{3}removed_entry_ids\0\u{1}revision\0\u{1}snapshot\0\u{1}complete\0\u{1}bundle\0\u{3}federated_bundles_changed\0\u{3}federated_bundles\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -732,6 +740,8 @@ nonisolated extension Writ_Agent_V1_SyncResponse: SwiftProtobuf.Message, SwiftPr
       case 4: try { try decoder.decodeSingularBoolField(value: &self.snapshot) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.complete) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._bundle) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.federatedBundlesChanged) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.federatedBundles) }()
       default: break
       }
     }
@@ -760,6 +770,12 @@ nonisolated extension Writ_Agent_V1_SyncResponse: SwiftProtobuf.Message, SwiftPr
     try { if let v = self._bundle {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if self.federatedBundlesChanged != false {
+      try visitor.visitSingularBoolField(value: self.federatedBundlesChanged, fieldNumber: 7)
+    }
+    if !self.federatedBundles.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.federatedBundles, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -770,6 +786,8 @@ nonisolated extension Writ_Agent_V1_SyncResponse: SwiftProtobuf.Message, SwiftPr
     if lhs.snapshot != rhs.snapshot {return false}
     if lhs.complete != rhs.complete {return false}
     if lhs._bundle != rhs._bundle {return false}
+    if lhs.federatedBundlesChanged != rhs.federatedBundlesChanged {return false}
+    if lhs.federatedBundles != rhs.federatedBundles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
