@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "WritServer",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation", "SPIFFEBundle",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation",
                 "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
