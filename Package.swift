@@ -2,9 +2,9 @@
 //
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
-//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT
+//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
-//                   WritAgentAPI, WritNodeAttestation
+//                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
 import PackageDescription
 
@@ -122,6 +122,28 @@ let package = Package(
             ]
         ),
 
+        // The SPIFFE Workload API's wire types and gRPC stubs, generated from the verbatim
+        // proto/spiffe/workload/workload.proto by scripts/generate-protos (committed; never edited
+        // by hand). A target of its own: the proto has no package, so its names are global.
+        .target(
+            name: "SPIFFEWorkloadProto",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // Workload attestation: what the local kernel says about a calling process (uid, gids,
+        // executable, the script an interpreter runs), as selectors.
+        .target(
+            name: "WritWorkloadAttestation",
+            dependencies: [
+                "WritModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
         // The agent API's wire types and gRPC stubs, generated from proto/writ/agent/v1/agent.proto
         // by scripts/generate-protos (committed; never edited by hand).
         .target(
@@ -231,6 +253,16 @@ let package = Package(
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
+        .testTarget(
+            name: "SPIFFEWorkloadProtoTests",
+            dependencies: ["SPIFFEWorkloadProto",
+                           .product(name: "GRPCCore", package: "grpc-swift-2"),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .testTarget(
+            name: "WritWorkloadAttestationTests",
+            dependencies: ["WritWorkloadAttestation", "WritModel", "WritTestSupport"]
+        ),
         .testTarget(
             name: "WritNodeAttestationTests",
             dependencies: ["WritNodeAttestation", "WritModel", "SPIFFEIdentity", "WritTestSupport",

@@ -57,7 +57,8 @@ public struct Selector: Sendable, Hashable, Comparable, Codable, CustomStringCon
 /// The selector types Writ's attestors produce, each with the grammar of its values.
 public enum SelectorType: String, Sendable, CaseIterable {
     /// Workload attestation from the Unix socket peer: `uid:N`, `gid:N`, `user:NAME`,
-    /// `group:NAME`, `path:/ABS/PATH`, `sha256:HEX`.
+    /// `group:NAME`, `supplementary_gid:N`, `path:/ABS/PATH`, `sha256:HEX`, and for an
+    /// interpreter's script `script:/ABS/PATH`, `script_sha256:HEX`.
     case unix
     /// Node attestation by proof of possession of an X.509 key: `subject:cn:CN`,
     /// `ca:fingerprint:HEX`, `san:dns:NAME`, `serialnumber:HEX`.
@@ -83,18 +84,18 @@ public enum SelectorType: String, Sendable, CaseIterable {
         switch self {
         case .unix:
             switch key {
-            case "uid", "gid":
+            case "uid", "gid", "supplementary_gid":
                 guard let rest, !rest.isEmpty, rest.utf8.count <= 10, rest.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), UInt32(rest) != nil else {
                     throw fail("`unix:\(key):` takes a decimal id between 0 and 4294967295")
                 }
             case "user", "group":
                 guard let rest, !rest.isEmpty, !rest.contains(":") else { throw fail("`unix:\(key):` takes a name") }
-            case "path":
-                guard let rest, rest.hasPrefix("/") else { throw fail("`unix:path:` takes an absolute path") }
-            case "sha256":
-                guard let rest, Self.isLowercaseHex(rest, length: 64) else { throw fail("`unix:sha256:` takes 64 lowercase hex digits") }
+            case "path", "script":
+                guard let rest, rest.hasPrefix("/") else { throw fail("`unix:\(key):` takes an absolute path") }
+            case "sha256", "script_sha256":
+                guard let rest, Self.isLowercaseHex(rest, length: 64) else { throw fail("`unix:\(key):` takes 64 lowercase hex digits") }
             default:
-                throw fail("unknown unix selector `\(key)` (known: uid, gid, user, group, path, sha256)")
+                throw fail("unknown unix selector `\(key)` (known: uid, gid, user, group, supplementary_gid, path, sha256, script, script_sha256)")
             }
         case .x509pop:
             switch key {

@@ -6,7 +6,8 @@ import Testing
 @Suite struct SelectorTests {
     static let accepted = [
         "unix:uid:0", "unix:uid:4294967295", "unix:gid:1000", "unix:user:svc", "unix:group:wheel", "unix:path:/usr/bin/agent",
-        "unix:sha256:" + String(repeating: "ab", count: 32),
+        "unix:sha256:" + String(repeating: "ab", count: 32), "unix:supplementary_gid:27", "unix:script:/srv/agent.py",
+        "unix:script_sha256:" + String(repeating: "0f", count: 32),
         "x509pop:subject:cn:node-1", "x509pop:ca:fingerprint:" + String(repeating: "0f", count: 32), "x509pop:san:dns:node.example.org",
         "x509pop:serialnumber:0a1b", "join_token:id:abc",
     ]
@@ -28,6 +29,9 @@ import Testing
         ("unix:uid:4294967296", "decimal id"),
         ("unix:uid:12a", "decimal id"),
         ("unix:path:relative/bin", "absolute path"),
+        ("unix:script:agent.py", "absolute path"),
+        ("unix:script_sha256:xyz", "64 lowercase hex"),
+        ("unix:supplementary_gid:wheel", "decimal id"),
         ("unix:sha256:ABCD", "64 lowercase hex"),
         ("unix:pid:12", "unknown unix selector `pid`"),
         ("unix:user:a\u{1}b", "control characters"),
