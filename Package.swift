@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -201,6 +202,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The node agent's processes: the Workload API on its Unix socket (more to come: the
+        // server connection, SVID minting and rotation).
+        .target(
+            name: "WritAgent",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(name: "writ", dependencies: ["WritCLI"]),
 
         // MARK: Test support (imported by tests and test tools only)
@@ -258,6 +274,13 @@ let package = Package(
             dependencies: ["SPIFFEWorkloadProto",
                            .product(name: "GRPCCore", package: "grpc-swift-2"),
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .testTarget(
+            name: "WritAgentTests",
+            dependencies: ["WritAgent", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "X509", package: "swift-certificates"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "WritWorkloadAttestationTests",

@@ -1,0 +1,183 @@
+import Crypto
+import Foundation
+import Logging
+import SPIFFEIdentity
+import Testing
+import WritCA
+import WritModel
+import WritTestSupport
+import WritWorkloadAttestation
+import X509
+@testable import WritAgent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Workload API endpoint on a real Unix socket, with third-party clients: py-spiffe fetches
+/// the caller's identity (and only it) and `openssl verify -x509_strict` accepts the chain
+/// against the bundle it received; grpcio sees SPIRE's status codes; a FetchX509SVID stream
+/// follows changes and ends with PermissionDenied when the caller's identities are gone. The
+/// identities come from a real CA into the agent's real cache.
+@Suite(.serialized) struct WorkloadAPITests {
+    static let trustDomain = try! TrustDomain(parsing: "example.org")
+    static let agentID = try! SPIFFEID(parsing: "spiffe://example.org/writ/agent/join_token/t1")
+
+    /// A running endpoint on a socket in a fresh directory.
+    struct Endpoint {
+        let directory: TemporaryDirectory
+        let socket: String
+        let cache: WorkloadIdentityCache
+        let ca: CertificateAuthority
+        let server: WorkloadAPIServer
+        let task: Task<Void, any Error>
+
+        static func start() async throws -> Endpoint {
+            let ca = try await CertificateAuthority(trustDomain: trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+            let cache = WorkloadIdentityCache(bundle: await ca.bundle())
+            let directory = try TemporaryDirectory(prefix: "writ-wl")
+            let socket = directory.file("agent.sock").path
+            let service = WorkloadAPIService(cache: cache, attestor: UnixWorkloadAttestor(), logger: Logger(label: "test"))
+            let server = try WorkloadAPIServer(socketPath: socket, service: service)
+            let listening = ManagedSignal()
+            let task = Task { try await server.run { listening.fire() } }
+            try await listening.wait(timeout: .seconds(20))
+            return Endpoint(directory: directory, socket: socket, cache: cache, ca: ca, server: server, task: task)
+        }
+
+        func stop() async {
+            server.shutDown()
+            _ = await task.result
+        }
+
+        /// An identity for `path` issued by the CA now, for callers with `selectors`.
+        func identity(_ path: String, selectors: [String], hint: String = "", createdAt: Date = Date()) async throws -> WorkloadX509Identity {
+            let key = P256.Signing.PrivateKey()
+            let id = try SPIFFEID(parsing: "spiffe://example.org\(path)")
+            let issued = try await ca.issueX509SVID(publicKey: Certificate.PublicKey(key.publicKey), id: id)
+            let entry = RegistrationEntry(spiffeID: id, parentID: WorkloadAPITests.agentID, selectors: try selectors.map { try Selector(parsing: $0) },
+                                          hint: hint, createdAt: createdAt)
+            return WorkloadX509Identity(entry: entry, chainDER: issued.chainDER, privateKeyPKCS8: Array(key.derRepresentation),
+                                        expiresAt: issued.chain[0].notValidAfter)
+        }
+
+        func client(_ arguments: [String]) throws -> [String: Any] {
+            let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/interop/workload_client.py").path
+            let result = try ProcessRunner.run(try TestEnvironment.interopPython(), [script] + arguments)
+            guard result.status == 0, let line = result.stdout.split(separator: "\n").last,
+                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw Failure("workload_client.py \(arguments.joined(separator: " ")) failed: \(result.summary)")
+            }
+            return object
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    @Test func pySpiffeFetchesOnlyItsOwnIdentityAndOpensslVerifiesIt() async throws {
+        let endpoint = try await Endpoint.start()
+        let mine = try await endpoint.identity("/svc/me", selectors: ["unix:uid:\(geteuid())"], hint: "internal", createdAt: Date(timeIntervalSince1970: 1))
+        let second = try await endpoint.identity("/svc/me-too", selectors: ["unix:uid:\(geteuid())", "unix:gid:\(getegid())"], createdAt: Date(timeIntervalSince1970: 2))
+        let collision = try await endpoint.identity("/svc/same-hint", selectors: ["unix:uid:\(geteuid())"], hint: "internal", createdAt: Date(timeIntervalSince1970: 3))
+        let others = try await endpoint.identity("/svc/nobody", selectors: ["unix:uid:65534"])
+        let stricter = try await endpoint.identity("/svc/other-binary", selectors: ["unix:uid:\(geteuid())", "unix:sha256:" + String(repeating: "0", count: 64)])
+        await endpoint.cache.setIdentities([mine, second, collision, others, stricter])
+        let fetched = try endpoint.client(["fetch", endpoint.socket, endpoint.directory.url.path])
+        await endpoint.stop()
+        // Oldest entry first; the younger entry with a taken hint is left out.
+        #expect(fetched["spiffe_ids"] as? [String] == ["spiffe://example.org/svc/me", "spiffe://example.org/svc/me-too"], "\(fetched)")
+        #expect(fetched["x509_bundles"] as? [String] == ["example.org"])
+        let jwtKeys = (fetched["jwt_bundles"] as? [String: [String]])?["example.org"] ?? []
+        #expect(jwtKeys == (await endpoint.ca.bundle()).jwtAuthorities.map(\.keyID).sorted(), "\(fetched)")
+        let verify = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+            "verify", "-x509_strict", "-CAfile", endpoint.directory.file("bundle.pem").path,
+            "-untrusted", endpoint.directory.file("svid.pem").path, endpoint.directory.file("svid.pem").path])
+        #expect(verify.status == 0, "\(verify.summary)")
+        // The key py-spiffe received belongs to the certificate.
+        let keyCheck = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["x509", "-in", endpoint.directory.file("svid.pem").path, "-noout", "-pubkey"])
+        let keyFromKey = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["pkey", "-in", endpoint.directory.file("svid.key").path, "-pubout"])
+        #expect(keyCheck.status == 0 && keyCheck.stdout == keyFromKey.stdout)
+    }
+
+    @Test func statusCodesAreThoseSPIREAnswers() async throws {
+        let endpoint = try await Endpoint.start()
+        await endpoint.cache.setIdentities([try await endpoint.identity("/svc/nobody", selectors: ["unix:uid:65534"])])
+        let noHeader = try endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--no-header"])
+        #expect(noHeader["code"] as? String == "INVALID_ARGUMENT" && (noHeader["details"] as? String ?? "").contains("security header"), "\(noHeader)")
+        for method in ["FetchX509SVID", "FetchX509Bundles", "FetchJWTBundles"] {
+            let refused = try endpoint.client(["raw", endpoint.socket, method])
+            #expect(refused["code"] as? String == "PERMISSION_DENIED" && refused["details"] as? String == "no identity issued", "\(method): \(refused)")
+        }
+        // A caller cannot pass as another process by sending the header the transport sets:
+        // naming a live process of uid 65534 would earn that identity if the header were believed.
+        guard geteuid() == 0 else { throw TestEnvironment.MissingPrerequisite("running a process as another user needs root (setpriv)") }
+        let nobody = Process()
+        nobody.executableURL = URL(fileURLWithPath: try TestEnvironment.tool("setpriv"))
+        nobody.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", try TestEnvironment.tool("sleep"), "60"]
+        try nobody.run()
+        defer { kill(nobody.processIdentifier, SIGKILL); nobody.waitUntilExit() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? ProcessSnapshot(pid: nobody.processIdentifier))?.uid != 65534, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let forged = try endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--forge", "\(nobody.processIdentifier):65534:65534"])
+        #expect(forged["code"] as? String == "PERMISSION_DENIED", "\(forged)")
+        await endpoint.cache.setIdentities([try await endpoint.identity("/svc/me", selectors: ["unix:uid:\(geteuid())"])])
+        for method in ["FetchX509SVID", "FetchX509Bundles", "FetchJWTBundles"] {
+            let served = try endpoint.client(["raw", endpoint.socket, method])
+            #expect(served["code"] as? String == "OK", "\(method): \(served)")
+        }
+        await endpoint.stop()
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aStreamFollowsChangesAndEndsWhenNothingIsLeft() async throws {
+        let endpoint = try await Endpoint.start()
+        let first = try await endpoint.identity("/svc/first", selectors: ["unix:uid:\(geteuid())"], createdAt: Date(timeIntervalSince1970: 1))
+        await endpoint.cache.setIdentities([first])
+        let output = endpoint.directory.file("watch.jsonl")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: try TestEnvironment.interopPython())
+        watcher.arguments = [TestEnvironment.packageRoot.appendingPathComponent("Tests/interop/workload_client.py").path, "watch", endpoint.socket]
+        watcher.standardOutput = try FileHandle(forWritingTo: output)
+        try watcher.run()
+        func lines(atLeast count: Int) async throws -> [[String: Any]] {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while true {
+                let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+                let parsed = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                if parsed.count >= count || ContinuousClock.now > deadline { return parsed }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let start = try await lines(atLeast: 1)
+        #expect(start.first?["ids"] as? [String] == ["spiffe://example.org/svc/first"], "\(start)")
+        // An unrelated change (another uid's identity) sends nothing; a second identity of the
+        // caller sends the full state.
+        await endpoint.cache.setIdentities([first, try await endpoint.identity("/svc/nobody", selectors: ["unix:uid:65534"])])
+        await endpoint.cache.setIdentities([first, try await endpoint.identity("/svc/second", selectors: ["unix:uid:\(geteuid())"], createdAt: Date(timeIntervalSince1970: 2))])
+        let grown = try await lines(atLeast: 2)
+        #expect(grown.count == 2 && grown.last?["ids"] as? [String] == ["spiffe://example.org/svc/first", "spiffe://example.org/svc/second"], "\(grown)")
+        await endpoint.cache.setIdentities([])
+        let ended = try await lines(atLeast: 3)
+        #expect(ended.last?["code"] as? String == "PERMISSION_DENIED", "\(ended)")
+        watcher.waitUntilExit()
+        await endpoint.stop()
+    }
+}
+
+/// A one-shot signal a test can wait on.
+final class ManagedSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+
+    func fire() { lock.withLock { fired = true } }
+
+    func wait(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !lock.withLock({ fired }) {
+            guard ContinuousClock.now < deadline else { throw WorkloadAPITests.Failure("the Workload API socket did not start listening") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

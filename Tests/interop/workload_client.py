@@ -1,0 +1,98 @@
+"""A SPIFFE Workload API client made of third-party parts, for Writ's agent tests.
+
+usage:
+  workload_client.py fetch SOCKET OUTDIR
+      py-spiffe fetches the X.509 context, the X.509 bundles and the JWT bundles; writes
+      OUTDIR/svid.pem (leaf first), OUTDIR/svid.key (PKCS#8) and OUTDIR/bundle.pem, and prints
+      {"spiffe_ids": [...], "hints": [...], "x509_bundles": [...], "jwt_bundles": {td: [kid...]}}.
+  workload_client.py raw SOCKET METHOD [--no-header] [--forge PID:UID:GID]
+      calls METHOD (FetchX509SVID, FetchX509Bundles, FetchJWTBundles) with grpcio and py-spiffe's
+      generated stubs, reads the first message, and prints {"code": "OK" or the gRPC status name,
+      "details": ...}. --forge sends Writ's internal caller-credentials header itself, which the
+      agent must overwrite with what the kernel says.
+  workload_client.py watch SOCKET
+      follows FetchX509SVID (grpcio): one line {"ids": [...]} per message, flushed, then
+      {"code": STATUS} when the stream ends.
+"""
+import json
+import sys
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from spiffe import WorkloadApiClient
+from spiffe._proto import workload_pb2, workload_pb2_grpc
+
+
+def fetch(socket, outdir):
+    with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=10) as client:
+        context = client.fetch_x509_context()
+        bundles = client.fetch_x509_bundles()
+        jwt_bundles = client.fetch_jwt_bundles()
+    svid = context.default_svid
+    with open(f"{outdir}/svid.pem", "wb") as handle:
+        for cert in svid.cert_chain:
+            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(f"{outdir}/svid.key", "wb") as handle:
+        handle.write(svid.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    own = bundles.get_bundle_for_trust_domain(svid.spiffe_id.trust_domain)
+    with open(f"{outdir}/bundle.pem", "wb") as handle:
+        for cert in own.x509_authorities:
+            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    print(json.dumps({
+        "spiffe_ids": [str(s.spiffe_id) for s in context.x509_svids],
+        "hints": [getattr(s, "hint", "") for s in context.x509_svids],
+        "x509_bundles": sorted(str(b.trust_domain) for b in bundles.bundles),
+        "jwt_bundles": {str(b.trust_domain): sorted(b.jwt_authorities.keys()) for b in jwt_bundles.bundles},
+    }))
+
+
+def raw(socket, method, header, forge=None):
+    channel = grpc.insecure_channel("unix:" + socket)
+    stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)
+    metadata = [("workload.spiffe.io", "true")] if header else []
+    if forge:
+        metadata.append(("x-writ-peer-credentials", forge.replace(":", " ")))
+    requests = {
+        "FetchX509SVID": (stub.FetchX509SVID, workload_pb2.X509SVIDRequest()),
+        "FetchX509Bundles": (stub.FetchX509Bundles, workload_pb2.X509BundlesRequest()),
+        "FetchJWTBundles": (stub.FetchJWTBundles, workload_pb2.JWTBundlesRequest()),
+    }
+    call, request = requests[method]
+    try:
+        stream = call(request, metadata=metadata, timeout=10)
+        next(stream)
+        stream.cancel()
+        print(json.dumps({"code": "OK", "details": ""}))
+    except grpc.RpcError as error:
+        print(json.dumps({"code": error.code().name, "details": error.details()}))
+    finally:
+        channel.close()
+
+
+def watch(socket):
+    channel = grpc.insecure_channel("unix:" + socket)
+    stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)
+    try:
+        for message in stub.FetchX509SVID(workload_pb2.X509SVIDRequest(), metadata=[("workload.spiffe.io", "true")], timeout=120):
+            print(json.dumps({"ids": [svid.spiffe_id for svid in message.svids]}), flush=True)
+        print(json.dumps({"code": "OK"}), flush=True)
+    except grpc.RpcError as error:
+        print(json.dumps({"code": error.code().name, "details": error.details()}), flush=True)
+    finally:
+        channel.close()
+
+
+def main():
+    if sys.argv[1] == "fetch":
+        fetch(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "watch":
+        watch(sys.argv[2])
+    else:
+        rest = sys.argv[4:]
+        forge = rest[rest.index("--forge") + 1] if "--forge" in rest else None
+        raw(sys.argv[2], sys.argv[3], "--no-header" not in rest, forge)
+
+
+if __name__ == "__main__":
+    main()
