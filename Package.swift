@@ -207,7 +207,7 @@ let package = Package(
         .target(
             name: "WritAgent",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

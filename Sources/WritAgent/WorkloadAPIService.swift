@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import SPIFFEBundle
 import SPIFFEIdentity
+import SPIFFEJWT
 import SPIFFEWorkloadProto
 import SwiftProtobuf
 import WritModel
@@ -14,6 +15,7 @@ import WritWorkloadAttestation
 /// selectors satisfy. Status codes follow SPIRE: no `workload.spiffe.io: true` header →
 /// InvalidArgument; credentials unreadable → Unavailable; the process gone or changed while it
 /// was attested → Unauthenticated; nothing matches → PermissionDenied ("no identity issued").
+/// FetchJWTSVID answers Unimplemented until the agent mints JWT-SVIDs through its server.
 ///
 /// Streams send the caller's full current state first and again on every change; a stream whose
 /// identities drop to zero ends with PermissionDenied.
@@ -51,9 +53,48 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         throw RPCError(code: .unimplemented, message: "FetchJWTSVID is not served by this agent yet")
     }
 
+    /// Validates a JWT-SVID against the bundle of its subject's trust domain (this agent's own,
+    /// or a federated one the agent holds); any caller that attests may ask. A token that fails
+    /// is InvalidArgument with the rule it broke.
     public func validateJWTSVID(request: ServerRequest<ValidateJWTSVIDRequest>, context: ServerContext) async throws -> ServerResponse<ValidateJWTSVIDResponse> {
         _ = try await caller(request.metadata, method: "ValidateJWTSVID")
-        throw RPCError(code: .unimplemented, message: "ValidateJWTSVID is not served by this agent yet")
+        let (token, audience) = (request.message.svid, request.message.audience)
+        guard !audience.isEmpty else { throw RPCError(code: .invalidArgument, message: "audience must be specified") }
+        guard !token.isEmpty else { throw RPCError(code: .invalidArgument, message: "svid must be specified") }
+        let payload = Self.unverifiedPayload(token)
+        let own = await cache.bundle
+        var bundle = own
+        if let subject = payload?["sub"] as? String, let domain = try? TrustDomain(parsing: subject), domain != own.trustDomain {
+            guard let foreign = await cache.federated[domain] else {
+                throw RPCError(code: .invalidArgument, message: "no bundle for trust domain `\(domain)` of the token's subject")
+            }
+            bundle = foreign
+        }
+        switch await JWTSVIDValidator(bundle: bundle, leeway: .zero).validate(token, audience: audience, now: now()) {
+        case .invalid(let error):
+            throw RPCError(code: .invalidArgument, message: "invalid JWT-SVID: \(error.message)")
+        case .valid(let svid):
+            var response = ValidateJWTSVIDResponse()
+            response.spiffeID = svid.claims.subject.uri
+            if let json = Self.payloadJSON(token) {
+                response.claims = (try? Google_Protobuf_Struct(jsonUTF8Data: json)) ?? Google_Protobuf_Struct()
+            }
+            return ServerResponse(message: response)
+        }
+    }
+
+    /// The token's payload bytes (base64url-decoded), before any check: only to pick the bundle
+    /// and, once validated, to return the claims.
+    static func payloadJSON(_ token: String) -> Data? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        var text = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while text.count % 4 != 0 { text += "=" }
+        return Data(base64Encoded: text)
+    }
+
+    static func unverifiedPayload(_ token: String) -> [String: Any]? {
+        payloadJSON(token).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
     }
 
     // MARK: WIT (answered once delegation exists)

@@ -130,6 +130,36 @@ import Glibc
         await endpoint.stop()
     }
 
+    @Test func jwtSVIDsAreValidatedAgainstTheBundle() async throws {
+        let endpoint = try await Endpoint.start()
+        let subject = try SPIFFEID(parsing: "spiffe://example.org/svc/caller")
+        let token = try await endpoint.ca.mintJWTSVID(id: subject, audience: ["https://api.example.org", "other"]).token
+        let valid = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", token])
+        #expect(valid["code"] as? String == "OK" && valid["spiffe_id"] as? String == subject.uri, "\(valid)")
+        #expect(valid["audience"] as? [String] == ["https://api.example.org", "other"], "\(valid)")
+        let wrongAudience = try endpoint.client(["validate", endpoint.socket, "https://elsewhere", token])
+        #expect(wrongAudience["code"] as? String == "INVALID_ARGUMENT" && (wrongAudience["details"] as? String ?? "").contains("aud"), "\(wrongAudience)")
+        // A flipped signature byte, and a token of another CA with the same trust domain name.
+        var tampered = Array(token.utf8)
+        tampered[tampered.count - 3] = tampered[tampered.count - 3] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        let bad = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", String(decoding: tampered, as: UTF8.self)])
+        #expect(bad["code"] as? String == "INVALID_ARGUMENT", "\(bad)")
+        let stranger = try await CertificateAuthority(trustDomain: Self.trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+        let foreign = try await stranger.mintJWTSVID(id: subject, audience: ["https://api.example.org"]).token
+        let refused = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", foreign])
+        #expect(refused["code"] as? String == "INVALID_ARGUMENT", "\(refused)")
+        // A token of a federated trust domain validates once the agent holds that domain's bundle.
+        let partnerDomain = try TrustDomain(parsing: "partner.org")
+        let partnerCA = try await CertificateAuthority(trustDomain: partnerDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+        let partnerToken = try await partnerCA.mintJWTSVID(id: try SPIFFEID(parsing: "spiffe://partner.org/svc"), audience: ["https://api.example.org"]).token
+        let unknown = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", partnerToken])
+        #expect(unknown["code"] as? String == "INVALID_ARGUMENT" && (unknown["details"] as? String ?? "").contains("partner.org"), "\(unknown)")
+        await endpoint.cache.setBundles(await endpoint.ca.bundle(), federated: [partnerDomain: await partnerCA.bundle()])
+        let federated = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", partnerToken])
+        #expect(federated["code"] as? String == "OK" && federated["spiffe_id"] as? String == "spiffe://partner.org/svc", "\(federated)")
+        await endpoint.stop()
+    }
+
     @Test(.timeLimit(.minutes(2))) func aStreamFollowsChangesAndEndsWhenNothingIsLeft() async throws {
         let endpoint = try await Endpoint.start()
         let first = try await endpoint.identity("/svc/first", selectors: ["unix:uid:\(geteuid())"], createdAt: Date(timeIntervalSince1970: 1))

@@ -10,6 +10,9 @@ usage:
       generated stubs, reads the first message, and prints {"code": "OK" or the gRPC status name,
       "details": ...}. --forge sends Writ's internal caller-credentials header itself, which the
       agent must overwrite with what the kernel says.
+  workload_client.py validate SOCKET AUDIENCE TOKEN
+      py-spiffe's validate_jwt_svid; prints {"code": "OK", "spiffe_id": ..., "audience": [...]} or
+      {"code": STATUS, "details": ...} from the Workload API's answer.
   workload_client.py watch SOCKET
       follows FetchX509SVID (grpcio): one line {"ids": [...]} per message, flushed, then
       {"code": STATUS} when the stream ends.
@@ -83,9 +86,23 @@ def watch(socket):
         channel.close()
 
 
+def validate(socket, audience, token):
+    try:
+        with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=10) as client:
+            svid = client.validate_jwt_svid(token, audience)
+        print(json.dumps({"code": "OK", "spiffe_id": str(svid.spiffe_id), "audience": sorted(svid.audience)}))
+    except Exception as error:  # py-spiffe wraps the gRPC error; its cause holds the status
+        cause = error.__cause__ or error.__context__
+        code = cause.code().name if isinstance(cause, grpc.RpcError) else type(error).__name__
+        details = cause.details() if isinstance(cause, grpc.RpcError) else str(error)
+        print(json.dumps({"code": code, "details": details}))
+
+
 def main():
     if sys.argv[1] == "fetch":
         fetch(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "validate":
+        validate(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "watch":
         watch(sys.argv[2])
     else:
