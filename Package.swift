@@ -2,7 +2,7 @@
 //
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
-//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto
+//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
@@ -132,6 +132,19 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
+        // The Swift SDK's Workload API client: fetch and watch X.509-SVIDs and bundles, validate
+        // JWT-SVIDs, against any SPIFFE Workload API (imports no Writ module).
+        .target(
+            name: "SPIFFEWorkloadAPI",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEWorkloadProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
 
@@ -277,7 +290,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WritAgentTests",
-            dependencies: ["WritAgent", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",
+            dependencies: ["WritAgent", "SPIFFEWorkloadAPI", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "X509", package: "swift-certificates"),
                            .product(name: "Logging", package: "swift-log")]
