@@ -11,6 +11,19 @@ public enum ProcessRunner {
         public var summary: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
     }
 
+    /// ``run(_:_:stdin:environment:)`` on a thread of its own, so the waiting does not hold one
+    /// of the few threads Swift concurrency runs every test on — needed whenever the child
+    /// talks to a server in this test process, whose handlers need those threads to answer.
+    public static func runDetached(_ executable: String, _ arguments: [String], stdin: Data? = nil,
+                                   environment: [String: String]? = nil) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Swift.Result<ProcessRunner.Result, any Error> { try run(executable, arguments, stdin: stdin, environment: environment) })
+            }
+            thread.start()
+        }
+    }
+
     /// Runs `executable` with `arguments`, feeding `stdin`, and waits for it.
     public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
                            environment: [String: String]? = nil) throws -> Result {

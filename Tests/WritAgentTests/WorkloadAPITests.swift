@@ -21,6 +21,7 @@ import Glibc
 @Suite(.serialized) struct WorkloadAPITests {
     static let trustDomain = try! TrustDomain(parsing: "example.org")
     static let agentID = try! SPIFFEID(parsing: "spiffe://example.org/writ/agent/join_token/t1")
+    static let executor = DedicatedTaskExecutor(label: "writ.test.workload-api")
 
     /// A running endpoint on a socket in a fresh directory.
     struct Endpoint {
@@ -39,8 +40,14 @@ import Glibc
             let service = WorkloadAPIService(cache: cache, attestor: UnixWorkloadAttestor(), logger: Logger(label: "test"))
             let server = try WorkloadAPIServer(socketPath: socket, service: service)
             let listening = ManagedSignal()
-            let task = Task { try await server.run { listening.fire() } }
-            try await listening.wait(timeout: .seconds(20))
+            // Its own threads: other suites' blocking waits must not starve the server.
+            let task = Task(executorPreference: WorkloadAPITests.executor) {
+                do { try await server.run { listening.fire() } } catch {
+                    listening.fail("the Workload API server failed: \(error)")
+                    throw error
+                }
+            }
+            try await listening.wait(timeout: .seconds(60))
             return Endpoint(directory: directory, socket: socket, cache: cache, ca: ca, server: server, task: task)
         }
 
@@ -60,9 +67,10 @@ import Glibc
                                         expiresAt: issued.chain[0].notValidAfter)
         }
 
-        func client(_ arguments: [String]) throws -> [String: Any] {
+        /// Runs the third-party client; detached, since it talks to this process's server.
+        func client(_ arguments: [String]) async throws -> [String: Any] {
             let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/interop/workload_client.py").path
-            let result = try ProcessRunner.run(try TestEnvironment.interopPython(), [script] + arguments)
+            let result = try await ProcessRunner.runDetached(try TestEnvironment.interopPython(), [script] + arguments)
             guard result.status == 0, let line = result.stdout.split(separator: "\n").last,
                   let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw Failure("workload_client.py \(arguments.joined(separator: " ")) failed: \(result.summary)")
@@ -84,7 +92,7 @@ import Glibc
         let others = try await endpoint.identity("/svc/nobody", selectors: ["unix:uid:65534"])
         let stricter = try await endpoint.identity("/svc/other-binary", selectors: ["unix:uid:\(geteuid())", "unix:sha256:" + String(repeating: "0", count: 64)])
         await endpoint.cache.setIdentities([mine, second, collision, others, stricter])
-        let fetched = try endpoint.client(["fetch", endpoint.socket, endpoint.directory.url.path])
+        let fetched = try await endpoint.client(["fetch", endpoint.socket, endpoint.directory.url.path])
         await endpoint.stop()
         // Oldest entry first; the younger entry with a taken hint is left out.
         #expect(fetched["spiffe_ids"] as? [String] == ["spiffe://example.org/svc/me", "spiffe://example.org/svc/me-too"], "\(fetched)")
@@ -104,10 +112,10 @@ import Glibc
     @Test func statusCodesAreThoseSPIREAnswers() async throws {
         let endpoint = try await Endpoint.start()
         await endpoint.cache.setIdentities([try await endpoint.identity("/svc/nobody", selectors: ["unix:uid:65534"])])
-        let noHeader = try endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--no-header"])
+        let noHeader = try await endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--no-header"])
         #expect(noHeader["code"] as? String == "INVALID_ARGUMENT" && (noHeader["details"] as? String ?? "").contains("security header"), "\(noHeader)")
         for method in ["FetchX509SVID", "FetchX509Bundles", "FetchJWTBundles"] {
-            let refused = try endpoint.client(["raw", endpoint.socket, method])
+            let refused = try await endpoint.client(["raw", endpoint.socket, method])
             #expect(refused["code"] as? String == "PERMISSION_DENIED" && refused["details"] as? String == "no identity issued", "\(method): \(refused)")
         }
         // A caller cannot pass as another process by sending the header the transport sets:
@@ -120,11 +128,11 @@ import Glibc
         defer { kill(nobody.processIdentifier, SIGKILL); nobody.waitUntilExit() }
         let deadline = ContinuousClock.now + .seconds(10)
         while (try? ProcessSnapshot(pid: nobody.processIdentifier))?.uid != 65534, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        let forged = try endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--forge", "\(nobody.processIdentifier):65534:65534"])
+        let forged = try await endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--forge", "\(nobody.processIdentifier):65534:65534"])
         #expect(forged["code"] as? String == "PERMISSION_DENIED", "\(forged)")
         await endpoint.cache.setIdentities([try await endpoint.identity("/svc/me", selectors: ["unix:uid:\(geteuid())"])])
         for method in ["FetchX509SVID", "FetchX509Bundles", "FetchJWTBundles"] {
-            let served = try endpoint.client(["raw", endpoint.socket, method])
+            let served = try await endpoint.client(["raw", endpoint.socket, method])
             #expect(served["code"] as? String == "OK", "\(method): \(served)")
         }
         await endpoint.stop()
@@ -134,28 +142,28 @@ import Glibc
         let endpoint = try await Endpoint.start()
         let subject = try SPIFFEID(parsing: "spiffe://example.org/svc/caller")
         let token = try await endpoint.ca.mintJWTSVID(id: subject, audience: ["https://api.example.org", "other"]).token
-        let valid = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", token])
+        let valid = try await endpoint.client(["validate", endpoint.socket, "https://api.example.org", token])
         #expect(valid["code"] as? String == "OK" && valid["spiffe_id"] as? String == subject.uri, "\(valid)")
         #expect(valid["audience"] as? [String] == ["https://api.example.org", "other"], "\(valid)")
-        let wrongAudience = try endpoint.client(["validate", endpoint.socket, "https://elsewhere", token])
+        let wrongAudience = try await endpoint.client(["validate", endpoint.socket, "https://elsewhere", token])
         #expect(wrongAudience["code"] as? String == "INVALID_ARGUMENT" && (wrongAudience["details"] as? String ?? "").contains("aud"), "\(wrongAudience)")
         // A flipped signature byte, and a token of another CA with the same trust domain name.
         var tampered = Array(token.utf8)
         tampered[tampered.count - 3] = tampered[tampered.count - 3] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
-        let bad = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", String(decoding: tampered, as: UTF8.self)])
+        let bad = try await endpoint.client(["validate", endpoint.socket, "https://api.example.org", String(decoding: tampered, as: UTF8.self)])
         #expect(bad["code"] as? String == "INVALID_ARGUMENT", "\(bad)")
         let stranger = try await CertificateAuthority(trustDomain: Self.trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
         let foreign = try await stranger.mintJWTSVID(id: subject, audience: ["https://api.example.org"]).token
-        let refused = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", foreign])
+        let refused = try await endpoint.client(["validate", endpoint.socket, "https://api.example.org", foreign])
         #expect(refused["code"] as? String == "INVALID_ARGUMENT", "\(refused)")
         // A token of a federated trust domain validates once the agent holds that domain's bundle.
         let partnerDomain = try TrustDomain(parsing: "partner.org")
         let partnerCA = try await CertificateAuthority(trustDomain: partnerDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
         let partnerToken = try await partnerCA.mintJWTSVID(id: try SPIFFEID(parsing: "spiffe://partner.org/svc"), audience: ["https://api.example.org"]).token
-        let unknown = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", partnerToken])
+        let unknown = try await endpoint.client(["validate", endpoint.socket, "https://api.example.org", partnerToken])
         #expect(unknown["code"] as? String == "INVALID_ARGUMENT" && (unknown["details"] as? String ?? "").contains("partner.org"), "\(unknown)")
         await endpoint.cache.setBundles(await endpoint.ca.bundle(), federated: [partnerDomain: await partnerCA.bundle()])
-        let federated = try endpoint.client(["validate", endpoint.socket, "https://api.example.org", partnerToken])
+        let federated = try await endpoint.client(["validate", endpoint.socket, "https://api.example.org", partnerToken])
         #expect(federated["code"] as? String == "OK" && federated["spiffe_id"] as? String == "spiffe://partner.org/svc", "\(federated)")
         await endpoint.stop()
     }
@@ -191,22 +199,27 @@ import Glibc
         await endpoint.cache.setIdentities([])
         let ended = try await lines(atLeast: 3)
         #expect(ended.last?["code"] as? String == "PERMISSION_DENIED", "\(ended)")
-        watcher.waitUntilExit()
+        while watcher.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         await endpoint.stop()
     }
 }
 
-/// A one-shot signal a test can wait on.
+/// A one-shot signal a test can wait on; a failure ends the wait with its reason.
 final class ManagedSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var fired = false
+    private var failure: String?
 
     func fire() { lock.withLock { fired = true } }
+    func fail(_ reason: String) { lock.withLock { failure = reason } }
 
     func wait(timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
-        while !lock.withLock({ fired }) {
-            guard ContinuousClock.now < deadline else { throw WorkloadAPITests.Failure("the Workload API socket did not start listening") }
+        while true {
+            let (done, failed) = lock.withLock { (fired, failure) }
+            if done { return }
+            if let failed { throw WorkloadAPITests.Failure(failed) }
+            guard ContinuousClock.now < deadline else { throw WorkloadAPITests.Failure("the Workload API socket did not start listening within \(timeout)") }
             try await Task.sleep(for: .milliseconds(20))
         }
     }

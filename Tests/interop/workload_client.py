@@ -27,7 +27,7 @@ from spiffe._proto import workload_pb2, workload_pb2_grpc
 
 
 def fetch(socket, outdir):
-    with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=10) as client:
+    with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
         context = client.fetch_x509_context()
         bundles = client.fetch_x509_bundles()
         jwt_bundles = client.fetch_jwt_bundles()
@@ -63,7 +63,7 @@ def raw(socket, method, header, forge=None):
     }
     call, request = requests[method]
     try:
-        stream = call(request, metadata=metadata, timeout=10)
+        stream = call(request, metadata=metadata, timeout=30)
         next(stream)
         stream.cancel()
         print(json.dumps({"code": "OK", "details": ""}))
@@ -88,7 +88,7 @@ def watch(socket):
 
 def validate(socket, audience, token):
     try:
-        with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=10) as client:
+        with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
             svid = client.validate_jwt_svid(token, audience)
         print(json.dumps({"code": "OK", "spiffe_id": str(svid.spiffe_id), "audience": sorted(svid.audience)}))
     except Exception as error:  # py-spiffe wraps the gRPC error; its cause holds the status
