@@ -28,6 +28,8 @@ INFORMATIONAL = [
 ]
 
 OPERATIONS_PER_SAMPLE = 1000  # Benchmark.defaultConfiguration.scalingFactor (.kilo)
+# Benchmarks whose configuration scales otherwise (Benchmarks/WritBenchmarks/StoreBenchmarks.swift).
+OPERATIONS_PER_SAMPLE_BY_NAME = {"Entry create (PostgreSQL)": 1, "Raw PostgreSQL insert transaction": 1}
 
 
 def key(name):
@@ -48,7 +50,7 @@ def load(results_dir):
             wall = element.get("secondaryMetrics", {}).get("Time (wall clock)", {})
             p50_us = wall.get("scorePercentiles", {}).get("50.0")  # microseconds per sample
             if name and p50_us:
-                rates[name] = OPERATIONS_PER_SAMPLE * 1_000_000 / float(p50_us)
+                rates[name] = OPERATIONS_PER_SAMPLE_BY_NAME.get(name, OPERATIONS_PER_SAMPLE) * 1_000_000 / float(p50_us)
     return rates
 
 
