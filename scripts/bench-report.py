@@ -160,7 +160,7 @@ def main():
         "# Performance",
         "",
         "Written by `scripts/bench`; do not edit by hand. Every ratio compares two benchmarks of the",
-        "same run (release build, package-benchmark; median wall clock of samples of 1,000 operations).",
+        "same run (release build, package-benchmark; median wall clock of samples of 1,000 operations; one for the PostgreSQL store benchmarks).",
         "",
         f"- date: {stamp}",
         f"- commit: {commit}",
