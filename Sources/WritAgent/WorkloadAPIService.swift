@@ -140,13 +140,14 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         guard !identities.isEmpty else { throw Self.noIdentity }
         let bundle = await cache.bundle
         let federated = await cache.federated
+        let bundleDER = Data(bundle.x509AuthoritiesDER())
         var response = X509SVIDResponse()
         response.svids = identities.map { identity in
             var svid = X509SVID()
             svid.spiffeID = identity.entry.spiffeID.uri
             svid.x509Svid = Data(identity.chainDER.joined())
             svid.x509SvidKey = Data(identity.privateKeyPKCS8)
-            svid.bundle = Data(bundle.x509AuthoritiesDER())
+            svid.bundle = bundleDER
             svid.hint = identity.entry.hint
             return svid
         }

@@ -216,9 +216,10 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             let freshBundle = await wireBundle()
             let bundleChanged = freshBundle.sequence != bundle.sequence
             bundle = freshBundle
-            let freshFederated = FederatedSet(await cache.federatedBundles(for: entries))
-            let federatedChanged = freshFederated.revisions != federated.revisions
-            federated = freshFederated
+            // Only the revisions are compared on every change; the wire form is built when they moved.
+            let records = await cache.federatedBundles(for: entries)
+            let federatedChanged = FederatedSet.revisions(records) != federated.revisions
+            if federatedChanged { federated = FederatedSet(records) }
             try await sendDelta(entries, previous: &sent, revision: revision, bundle: bundleChanged ? bundle : nil,
                                 federated: federatedChanged ? federated : nil, to: response, force: bundleChanged || federatedChanged)
             await syncMemory.remember(agent: agent.id, revision: revision, entries: sent)
@@ -418,8 +419,12 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         let revisions: [String: Int64]
         let wire: [Writ_Agent_V1_Bundle]
 
+        static func revisions(_ records: [FederatedBundleRecord]) -> [String: Int64] {
+            Dictionary(uniqueKeysWithValues: records.map { ($0.trustDomain.name, $0.revision) })
+        }
+
         init(_ records: [FederatedBundleRecord]) {
-            revisions = Dictionary(uniqueKeysWithValues: records.map { ($0.trustDomain.name, $0.revision) })
+            revisions = Self.revisions(records)
             wire = records.map { record in
                 var wire = Writ_Agent_V1_Bundle()
                 wire.trustDomain = record.trustDomain.name
