@@ -163,6 +163,7 @@ let package = Package(
         .target(
             name: "WritAgentAPI",
             dependencies: [
+                "SPIFFEIdentity", "WritModel",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -204,7 +205,7 @@ let package = Package(
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -215,12 +216,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The node agent's processes: the Workload API on its Unix socket (more to come: the
-        // server connection, SVID minting and rotation).
+        // The node agent: attestation with its server, the sync stream, workload SVID minting and
+        // rotation, and the Workload API on its Unix socket.
         .target(
             name: "WritAgent",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEX509", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
+                "WritAgentAPI", "WritNodeAttestation", "WritConfig",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

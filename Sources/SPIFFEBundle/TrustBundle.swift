@@ -276,7 +276,8 @@ public struct TrustBundle: Sendable, Hashable {
         x509Authorities.flatMap { Self.der($0) }
     }
 
-    static func der(_ certificate: Certificate) -> [UInt8] {
+    /// The DER encoding of `certificate` (serialising a parsed or built certificate cannot fail).
+    public static func der(_ certificate: Certificate) -> [UInt8] {
         var serializer = DER.Serializer()
         // Serialising a parsed or built certificate cannot fail.
         try! serializer.serialize(certificate)

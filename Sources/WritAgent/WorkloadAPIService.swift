@@ -6,6 +6,7 @@ import SPIFFEIdentity
 import SPIFFEJWT
 import SPIFFEWorkloadProto
 import SwiftProtobuf
+import Synchronization
 import WritModel
 import WritWorkloadAttestation
 
@@ -15,7 +16,8 @@ import WritWorkloadAttestation
 /// selectors satisfy. Status codes follow SPIRE: no `workload.spiffe.io: true` header →
 /// InvalidArgument; credentials unreadable → Unavailable; the process gone or changed while it
 /// was attested → Unauthenticated; nothing matches → PermissionDenied ("no identity issued").
-/// FetchJWTSVID answers Unimplemented until the agent mints JWT-SVIDs through its server.
+/// FetchJWTSVID mints through the agent's server (``JWTSVIDMinting``) and caches each token per
+/// identity and audience set until half its life has passed.
 ///
 /// Streams send the caller's full current state first and again on every change; a stream whose
 /// identities drop to zero ends with PermissionDenied.
@@ -24,12 +26,28 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     let attestor: UnixWorkloadAttestor
     let logger: Logger
     let now: @Sendable () -> Date
+    let metrics: AgentMetrics
+    /// How long a call waits for a matching entry's SVID to be minted.
+    let svidWait: Duration
+    /// Test only: a pause between reading a caller's credentials and attesting it.
+    let attestationDelay: Duration
+    let rateLimiter: CallerRateLimiter
+    /// Mints JWT-SVIDs through the server; nil: FetchJWTSVID answers Unavailable.
+    let jwtMinter: (any JWTSVIDMinting)?
+    let jwtSVIDs = JWTSVIDCache()
 
-    public init(cache: WorkloadIdentityCache, attestor: UnixWorkloadAttestor, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(cache: WorkloadIdentityCache, attestor: UnixWorkloadAttestor, logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
+                metrics: AgentMetrics = AgentMetrics(), svidWait: Duration = .seconds(10), attestationDelay: Duration = .zero,
+                rateLimit: Int = 1_000_000, jwtMinter: (any JWTSVIDMinting)? = nil) {
         self.cache = cache
         self.attestor = attestor
         self.logger = logger
         self.now = now
+        self.metrics = metrics
+        self.svidWait = svidWait
+        self.attestationDelay = attestationDelay
+        self.rateLimiter = CallerRateLimiter(perSecond: rateLimit)
+        self.jwtMinter = jwtMinter
     }
 
     // MARK: X.509
@@ -49,8 +67,49 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     public func fetchJWTSVID(request: ServerRequest<JWTSVIDRequest>, context: ServerContext) async throws -> ServerResponse<JWTSVIDResponse> {
-        _ = try await caller(request.metadata, method: "FetchJWTSVID")
-        throw RPCError(code: .unimplemented, message: "FetchJWTSVID is not served by this agent yet")
+        let method = "FetchJWTSVID"
+        let selectors = try await caller(request.metadata, method: method)
+        let audience = request.message.audience
+        guard !audience.isEmpty, audience.allSatisfy({ !$0.isEmpty }) else {
+            metrics.workloadCall(method: method, outcome: "invalidArgument")
+            throw RPCError(code: .invalidArgument, message: "audience must be specified")
+        }
+        let entries = await cache.lookupEntries(selectors, at: now())
+        guard !entries.isEmpty else {
+            metrics.workloadCall(method: method, outcome: "permissionDenied")
+            throw Self.noIdentity
+        }
+        var chosen = entries
+        if !request.message.spiffeID.isEmpty {
+            chosen = entries.filter { $0.spiffeID.uri == request.message.spiffeID }
+            guard !chosen.isEmpty else {
+                metrics.workloadCall(method: method, outcome: "permissionDenied")
+                throw RPCError(code: .permissionDenied, message: "no identity issued for `\(request.message.spiffeID.prefix(2048))` to this caller")
+            }
+            chosen = [chosen[0]]
+        }
+        guard let jwtMinter else {
+            throw RPCError(code: .unavailable, message: "this agent has no server to mint JWT-SVIDs")
+        }
+        var response = JWTSVIDResponse()
+        do {
+            for entry in chosen {
+                let token = try await jwtSVIDs.token(for: entry, audience: audience, now: now()) {
+                    try await jwtMinter.mintJWTSVID(entry: entry, audience: audience)
+                }
+                var svid = JWTSVID()
+                svid.spiffeID = entry.spiffeID.uri
+                svid.svid = token
+                svid.hint = entry.hint
+                response.svids.append(svid)
+            }
+        } catch {
+            logger.warning("JWT-SVID not minted", metadata: ["error": "\(error)"])
+            metrics.workloadCall(method: method, outcome: "unavailable")
+            throw RPCError(code: .unavailable, message: "the agent could not get a JWT-SVID from its server: \(error)")
+        }
+        metrics.workloadCall(method: method, outcome: "ok")
+        return ServerResponse(message: response)
     }
 
     /// Validates a JWT-SVID against the bundle of its subject's trust domain (this agent's own,
@@ -117,15 +176,25 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let stamped = metadata[PeerCredentials.header].compactMap { value -> String? in if case .string(let text) = value { return text }; return nil }
         guard stamped.count == 1, let credentials = PeerCredentials(headerValue: stamped[0]) else {
             logger.warning("workload caller credentials unreadable", metadata: ["method": "\(method)"])
+            metrics.workloadCall(method: method, outcome: "unavailable")
             throw RPCError(code: .unavailable, message: "the caller's credentials cannot be read from the socket")
         }
+        guard rateLimiter.allow(uid: credentials.uid) else {
+            metrics.workloadCall(method: method, outcome: "resource_exhausted")
+            throw RPCError(code: .resourceExhausted, message: "too many Workload API calls from uid \(credentials.uid): at most \(rateLimiter.perSecond) per second")
+        }
+        if attestationDelay > .zero { try await Task.sleep(for: attestationDelay) }
         let attestation: UnixWorkloadAttestor.Attestation
         do { attestation = try await attestor.attest(pid: credentials.pid) } catch {
             logger.info("workload attestation failed", metadata: ["method": "\(method)", "caller": "\(credentials)", "error": "\(error)"])
+            metrics.attestationRaced()
+            metrics.workloadCall(method: method, outcome: "unauthenticated")
             throw RPCError(code: .unauthenticated, message: "the calling process is gone or changed while it was attested")
         }
         // The socket's credentials were fixed at connect; the process must still be that one.
         guard attestation.process.uid == credentials.uid, attestation.process.gid == credentials.gid else {
+            metrics.attestationRaced()
+            metrics.workloadCall(method: method, outcome: "unauthenticated")
             throw RPCError(code: .unauthenticated, message: "the calling process changed its credentials since it connected")
         }
         return Set(attestation.selectors)
@@ -135,9 +204,34 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
 
     static let noIdentity = RPCError(code: .permissionDenied, message: "no identity issued")
 
+    /// The caller's identities once every matching entry has a current SVID, waiting up to
+    /// ``svidWait`` for the minter; after that, those that have one. No matching entry:
+    /// PermissionDenied; matching entries but no current SVID at all (the server unreachable
+    /// and the SVIDs expired): Unavailable.
+    func currentIdentities(for selectors: Set<Selector>) async throws -> [WorkloadX509Identity] {
+        let deadline = ContinuousClock.now + svidWait
+        while true {
+            let generation = await cache.generation
+            let lookup = await cache.lookup(selectors, at: now())
+            guard lookup.matching > 0 else { throw Self.noIdentity }
+            if lookup.pending == 0 { return lookup.identities }
+            if ContinuousClock.now >= deadline {
+                guard !lookup.identities.isEmpty else {
+                    throw RPCError(code: .unavailable, message: "no current X.509-SVID for the caller's \(lookup.matching) identit\(lookup.matching == 1 ? "y" : "ies"): the agent could not get one from its server")
+                }
+                return lookup.identities
+            }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await cache.waitForChange(after: generation) }
+                group.addTask { try? await Task.sleep(until: deadline) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
     @Sendable func x509Response(for selectors: Set<Selector>) async throws -> X509SVIDResponse {
-        let identities = await cache.identities(for: selectors, at: now())
-        guard !identities.isEmpty else { throw Self.noIdentity }
+        let identities = try await currentIdentities(for: selectors)
         let bundle = await cache.bundle
         let federated = await cache.federated
         let bundleDER = Data(bundle.x509AuthoritiesDER())
@@ -159,11 +253,11 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
 
     /// The caller's trust domain bundle and the federated bundles its entries name.
     private func bundleSet(for selectors: Set<Selector>) async throws -> [TrustBundle] {
-        let identities = await cache.identities(for: selectors, at: now())
-        guard !identities.isEmpty else { throw Self.noIdentity }
+        let entries = await cache.matchingEntries(selectors, at: now())
+        guard !entries.isEmpty else { throw Self.noIdentity }
         var bundles = [await cache.bundle]
         let federated = await cache.federated
-        for domain in Set(identities.flatMap(\.entry.federatesWith)).sorted() {
+        for domain in Set(entries.flatMap(\.federatesWith)).sorted() {
             if let foreign = federated[domain] { bundles.append(foreign) }
         }
         return bundles
@@ -186,11 +280,20 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     func streaming<Message: SwiftProtobuf.Message & Equatable>(_ metadata: Metadata, method: String, context: ServerContext,
                                                                 _ build: @escaping @Sendable (Set<Selector>) async throws -> Message) async throws -> StreamingServerResponse<Message> {
         let selectors = try await caller(metadata, method: method)
-        let first = try await build(selectors)
+        let first: Message
+        do { first = try await build(selectors) } catch let error as RPCError {
+            metrics.workloadCall(method: method, outcome: "\(error.code)")
+            throw error
+        }
+        metrics.workloadCall(method: method, outcome: "ok")
         return StreamingServerResponse { writer in
             try await follow(first: first, context: context, writer: writer) { try await build(selectors) }
             return [:]
         }
+    }
+
+    private func delivered(_ message: some SwiftProtobuf.Message) {
+        if let response = message as? X509SVIDResponse { metrics.svidsDelivered(response.svids.count) }
     }
 
     /// Writes `first`, then the fresh state after every cache change that alters it, until the
@@ -198,6 +301,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     func follow<Message: SwiftProtobuf.Message & Equatable>(first: Message, context: ServerContext, writer: RPCWriter<Message>,
                                                              _ current: @escaping @Sendable () async throws -> Message) async throws {
         try await writer.write(first)
+        delivered(first)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 var sent = first
@@ -211,6 +315,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
                     let fresh = try await current()
                     if fresh != sent {
                         try await writer.write(fresh)
+                        delivered(fresh)
                         sent = fresh
                     }
                 }
@@ -220,5 +325,53 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             defer { group.cancelAll() }
             try await group.next()
         }
+    }
+}
+
+/// A token bucket per caller uid: `perSecond` calls a second, bursts up to that many.
+final class CallerRateLimiter: Sendable {
+    let perSecond: Int
+    private struct Bucket { var tokens: Double; var at: ContinuousClock.Instant }
+    private let buckets = Mutex<[UInt32: Bucket]>([:])
+
+    init(perSecond: Int) { self.perSecond = max(1, perSecond) }
+
+    func allow(uid: UInt32) -> Bool {
+        let now = ContinuousClock.now
+        let rate = Double(perSecond)
+        return buckets.withLock { buckets in
+            var bucket = buckets[uid] ?? Bucket(tokens: rate, at: now)
+            let elapsed = now - bucket.at
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            bucket.tokens = min(rate, bucket.tokens + seconds * rate)
+            bucket.at = now
+            guard bucket.tokens >= 1 else { buckets[uid] = bucket; return false }
+            bucket.tokens -= 1
+            buckets[uid] = bucket
+            if buckets.count > 10_000 { buckets = buckets.filter { now - $0.value.at < .seconds(10) } }
+            return true
+        }
+    }
+}
+
+/// Mints a JWT-SVID for one of the agent's entries (the agent's server does it).
+public protocol JWTSVIDMinting: Sendable {
+    func mintJWTSVID(entry: RegistrationEntry, audience: [String]) async throws -> (token: String, expiresAt: Date)
+}
+
+/// JWT-SVIDs per (entry, audience set), reused until half their life has passed.
+actor JWTSVIDCache {
+    private struct Key: Hashable { let entryID: String; let spiffeID: String; let audience: [String] }
+    private struct Held { let token: String; let refreshAt: Date; let expiresAt: Date }
+    private var held: [Key: Held] = [:]
+
+    func token(for entry: RegistrationEntry, audience: [String], now: Date,
+               mint: () async throws -> (token: String, expiresAt: Date)) async throws -> String {
+        let key = Key(entryID: entry.id, spiffeID: entry.spiffeID.uri, audience: Array(Set(audience)).sorted())
+        if let cached = held[key], cached.refreshAt > now { return cached.token }
+        let (token, expiresAt) = try await mint()
+        held[key] = Held(token: token, refreshAt: now.addingTimeInterval(expiresAt.timeIntervalSince(now) / 2), expiresAt: expiresAt)
+        if held.count > 10_000 { held = held.filter { $0.value.expiresAt > now } }
+        return token
     }
 }

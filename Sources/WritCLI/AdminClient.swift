@@ -44,6 +44,9 @@ struct AdminFailure: Error {
 /// Talks to the admin API over the Unix socket.
 struct AdminClient {
     let socket: String
+    /// Names the process behind the socket and the flag that names the socket, for messages.
+    var process = "the writ server"
+    var hint = "is `writ server run` running? is --admin-socket (or WRIT_ADMIN_SOCKET) right?"
 
     /// Sends one request; a non-2xx answer becomes an ``AdminFailure`` with the server's message.
     func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil) async throws -> Data {
@@ -61,8 +64,7 @@ struct AdminClient {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
-        let unreachable = "cannot reach the writ server at `\(socket)`"
-        let hint = "is `writ server run` running? is --admin-socket (or WRIT_ADMIN_SOCKET) right?"
+        let unreachable = "cannot reach \(process) at `\(socket)`"
         guard FileManager.default.fileExists(atPath: socket) else {
             throw AdminFailure("\(unreachable): no such socket (\(hint))", exitCode: 69)
         }

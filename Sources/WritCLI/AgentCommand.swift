@@ -6,13 +6,17 @@ import WritModel
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "List, inspect, evict, ban and purge attested agents.",
+        abstract: "Run the node agent; list, inspect, evict, ban and purge attested agents.",
         discussion: """
+            `writ agent run` runs the agent on this node; `writ agent healthcheck` and \
+            `writ agent debug` ask the local agent. The other commands administer the agents a \
+            server knows, through the server's admin socket.
+
             An evicted agent must attest again (a join-token agent needs a new token); a banned agent is \
             refused at once and cannot attest again until it is purged. Both take effect on the agent's \
             next call, including an open sync stream.
             """,
-        subcommands: [List.self, Show.self, Count.self, Evict.self, Ban.self, Purge.self]
+        subcommands: [AgentRun.self, AgentHealthcheck.self, AgentDebug.self, List.self, Show.self, Count.self, Evict.self, Ban.self, Purge.self]
     )
 
     struct Filters: ParsableArguments {

@@ -81,6 +81,17 @@ struct ConfigCommand: ParsableCommand {
 
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
+            abstract: "Print the effective configuration as TOML, secrets redacted, each value with its source.",
+            discussion: """
+                `writ config dump [server] …` takes the same --config, flags and environment as \
+                `writ server run`; `writ config dump agent …` those of `writ agent run`.
+                """,
+            subcommands: [DumpServer.self, DumpAgent.self], defaultSubcommand: DumpServer.self)
+    }
+
+    struct DumpServer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "server",
             abstract: "Print the server's effective configuration as TOML, secrets redacted, each value with its source.",
             discussion: "Takes the same --config, flags and environment as `writ server run`.")
 

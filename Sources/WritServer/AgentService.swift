@@ -97,7 +97,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             var result = Writ_Agent_V1_AttestResult()
             result.agentID = agentID.uri
             result.svidChain = issued.chainDER.map { Data($0) }
-            result.selectors = selectors.map(Self.wire)
+            result.selectors = selectors.map(Writ_Agent_V1_Selector.init)
             result.bundle = await wireBundle()
             var message = Writ_Agent_V1_AttestResponse()
             message.result = result
@@ -276,7 +276,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         var page: [Writ_Agent_V1_Entry] = []
         var size = 0
         for entry in entries {
-            let wire = Self.wire(entry)
+            let wire = Writ_Agent_V1_Entry(entry)
             let entrySize = Self.estimatedSize(wire)
             if !page.isEmpty, size + entrySize > pageBudget {
                 pages.append(page)
@@ -456,30 +456,6 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             guard (try? serializer.serialize(certificate)) != nil else { return nil }
             return Data(serializer.serializedBytes)
         }
-    }
-
-    static func wire(_ selector: Selector) -> Writ_Agent_V1_Selector {
-        var wire = Writ_Agent_V1_Selector()
-        wire.type = selector.type
-        wire.value = selector.value
-        return wire
-    }
-
-    static func wire(_ entry: RegistrationEntry) -> Writ_Agent_V1_Entry {
-        var wire = Writ_Agent_V1_Entry()
-        wire.id = entry.id
-        wire.spiffeID = entry.spiffeID.uri
-        wire.parentID = entry.parentID.uri
-        wire.selectors = entry.selectors.map(Self.wire)
-        wire.x509SvidTtl = Int32(entry.x509SVIDTTL ?? 0)
-        wire.jwtSvidTtl = Int32(entry.jwtSVIDTTL ?? 0)
-        wire.dnsNames = entry.dnsNames
-        wire.hint = entry.hint
-        wire.admin = entry.admin
-        wire.downstream = entry.downstream
-        wire.federatesWith = entry.federatesWith.map(\.name)
-        wire.revision = entry.revision
-        return wire
     }
 
     static func failure(_ code: String, _ message: String) -> Writ_Agent_V1_Error {

@@ -66,14 +66,15 @@ final class ServerTLSState: Sendable {
     private let current: Mutex<Current>
 
     init(chainDER: [[UInt8]], privateKeyPEM: String, bundle: TrustBundle) throws {
-        current = Mutex(Current(context: try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.agentProtocols),
+        current = Mutex(Current(context: try Self.makeContext(chainDER: Self.withAnchor(chainDER, bundle: bundle), privateKeyPEM: privateKeyPEM,
+                                                              protocols: Self.agentProtocols),
                                 adminContext: try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.adminProtocols),
                                 bundle: bundle))
     }
 
     /// Serves new connections with a renewed server SVID.
     func update(chainDER: [[UInt8]], privateKeyPEM: String) throws {
-        let context = try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.agentProtocols)
+        let context = try Self.makeContext(chainDER: Self.withAnchor(chainDER, bundle: bundle), privateKeyPEM: privateKeyPEM, protocols: Self.agentProtocols)
         let adminContext = try Self.makeContext(chainDER: chainDER, privateKeyPEM: privateKeyPEM, protocols: Self.adminProtocols)
         current.withLock {
             $0.context = context
@@ -84,6 +85,17 @@ final class ServerTLSState: Sendable {
     /// Verifies client certificates against `bundle` from now on.
     func update(bundle: TrustBundle) {
         current.withLock { $0.bundle = bundle }
+    }
+
+    /// The chain the agent API presents: the SVID chain and the bundle authority it ends at, so
+    /// that an agent bootstrapping from the SHA-256 of the root can find and check that root in
+    /// the handshake (TLS 1.3 allows the trust anchor in the chain; verifiers ignore it).
+    static func withAnchor(_ chainDER: [[UInt8]], bundle: TrustBundle) -> [[UInt8]] {
+        guard let lastDER = chainDER.last, let last = try? Certificate(derEncoded: lastDER) else { return chainDER }
+        guard let anchor = bundle.x509Authorities.first(where: { authority in
+            authority.subject == last.issuer && authority.publicKey.isValidSignature(last.signature, for: last)
+        }), anchor != last else { return chainDER }
+        return chainDER + [TrustBundle.der(anchor)]
     }
 
     /// The agent API's context (ALPN `grpc-exp`, `h2`).

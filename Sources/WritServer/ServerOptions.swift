@@ -1,5 +1,6 @@
 import Foundation
 import SPIFFEIdentity
+import WritConfig
 
 /// What `writ server run` is told: where its data lives, which trust domain it is the authority
 /// of, which datastore to use and who may administer it.

@@ -11,6 +11,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SPIFFEIdentity
+import WritConfig
 import WritModel
 import WritNodeAttestation
 import WritStore

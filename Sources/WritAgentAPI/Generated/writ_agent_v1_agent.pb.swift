@@ -281,6 +281,13 @@ public nonisolated struct Writ_Agent_V1_Entry: Sendable {
 
   public var revision: Int64 = 0
 
+  /// When the entry was created, in milliseconds since the Unix epoch (orders a workload's
+  /// identities: the oldest is its default).
+  public var createdAtMs: Int64 = 0
+
+  /// When the entry stops existing, in seconds since the Unix epoch; 0: never.
+  public var expiresAt: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -830,7 +837,7 @@ nonisolated extension Writ_Agent_V1_Selector: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Writ_Agent_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Entry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}spiffe_id\0\u{3}parent_id\0\u{1}selectors\0\u{3}x509_svid_ttl\0\u{3}jwt_svid_ttl\0\u{3}dns_names\0\u{1}hint\0\u{1}admin\0\u{1}downstream\0\u{3}federates_with\0\u{1}revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}spiffe_id\0\u{3}parent_id\0\u{1}selectors\0\u{3}x509_svid_ttl\0\u{3}jwt_svid_ttl\0\u{3}dns_names\0\u{1}hint\0\u{1}admin\0\u{1}downstream\0\u{3}federates_with\0\u{1}revision\0\u{3}created_at_ms\0\u{3}expires_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -850,6 +857,8 @@ nonisolated extension Writ_Agent_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf.
       case 10: try { try decoder.decodeSingularBoolField(value: &self.downstream) }()
       case 11: try { try decoder.decodeRepeatedStringField(value: &self.federatesWith) }()
       case 12: try { try decoder.decodeSingularInt64Field(value: &self.revision) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.expiresAt) }()
       default: break
       }
     }
@@ -892,6 +901,12 @@ nonisolated extension Writ_Agent_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf.
     if self.revision != 0 {
       try visitor.visitSingularInt64Field(value: self.revision, fieldNumber: 12)
     }
+    if self.createdAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 13)
+    }
+    if self.expiresAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAt, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -908,6 +923,8 @@ nonisolated extension Writ_Agent_V1_Entry: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.downstream != rhs.downstream {return false}
     if lhs.federatesWith != rhs.federatesWith {return false}
     if lhs.revision != rhs.revision {return false}
+    if lhs.createdAtMs != rhs.createdAtMs {return false}
+    if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
