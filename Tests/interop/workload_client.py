@@ -13,6 +13,10 @@ usage:
   workload_client.py validate SOCKET AUDIENCE TOKEN
       py-spiffe's validate_jwt_svid; prints {"code": "OK", "spiffe_id": ..., "audience": [...]} or
       {"code": STATUS, "details": ...} from the Workload API's answer.
+  workload_client.py jwt SOCKET AUDIENCE
+      py-spiffe fetches a JWT-SVID for AUDIENCE and the JWT bundles; PyJWT verifies the token with
+      the bundle key its `kid` names (ES256/RS256/PS256, audience checked, exp required); prints
+      {"spiffe_id": ..., "token": ..., "claims": {...}}.
   workload_client.py watch SOCKET
       follows FetchX509SVID (grpcio): one line {"ids": [...]} per message, flushed, then
       {"code": STATUS} when the stream ends.
@@ -98,11 +102,26 @@ def validate(socket, audience, token):
         print(json.dumps({"code": code, "details": details}))
 
 
+def jwt_fetch(socket, audience):
+    import jwt as pyjwt
+    with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
+        svid = client.fetch_jwt_svid(audience={audience})
+        bundles = client.fetch_jwt_bundles()
+    kid = pyjwt.get_unverified_header(svid.token)["kid"]
+    bundle = bundles.get_bundle_for_trust_domain(svid.spiffe_id.trust_domain)
+    key = bundle.jwt_authorities[kid]
+    claims = pyjwt.decode(svid.token, key=key, algorithms=["ES256", "ES384", "RS256", "PS256"], audience=audience,
+                          options={"require": ["exp", "sub", "aud"]})
+    print(json.dumps({"spiffe_id": str(svid.spiffe_id), "token": svid.token, "claims": claims}))
+
+
 def main():
     if sys.argv[1] == "fetch":
         fetch(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "validate":
         validate(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "jwt":
+        jwt_fetch(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "watch":
         watch(sys.argv[2])
     else:

@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import WritTestSupport
+
+/// A `writ agent run` process for one test, attached to a ``ServerHarness``: its data dir, its
+/// Workload API socket and its admin socket live in a temporary directory of its own.
+final class AgentProcessHarness: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    let server: ServerHarness
+    private(set) var process: Process
+    let log: URL
+    let baseArguments: [String]
+
+    var dataDir: String { directory.file("data").path }
+    var socket: String { directory.file("public/api.sock").path }
+    var adminSocket: String { directory.file("private/admin.sock").path }
+
+    /// Starts an agent with a fresh join token and the server's PEM bundle; waits for ready.json.
+    static func start(server: ServerHarness, extraArguments: [String] = [], joinToken: String? = nil) async throws -> AgentProcessHarness {
+        let directory = try TemporaryDirectory(prefix: "writ-agt")
+        _ = chmod(directory.path, 0o755)
+        let bundle = try server.writ(["bundle", "show", "--format", "pem"])
+        guard bundle.status == 0 else { throw TestFailure("writ bundle show: \(bundle.summary)") }
+        try Data(bundle.stdout.utf8).write(to: directory.file("bundle.pem"))
+        let token: String
+        if let joinToken { token = joinToken } else {
+            let generated = try server.writ(["token", "generate", "--output", "json"])
+            guard generated.status == 0, let text = jsonObject(generated.stdout)["token"] as? String else { throw TestFailure("writ token generate: \(generated.summary)") }
+            token = text
+        }
+        let listen = server.ready["listen"] as? String ?? ""
+        let arguments = ["agent", "run", "--server", listen, "--data-dir", directory.file("data").path,
+                         "--socket", directory.file("public/api.sock").path, "--agent-admin-socket", directory.file("private/admin.sock").path,
+                         "--http-listen", "127.0.0.1:0", "--trust-bundle", directory.file("bundle.pem").path] + extraArguments
+        let harness = try AgentProcessHarness(directory: directory, server: server, arguments: arguments)
+        try harness.launch(extra: ["--join-token", token])
+        do { try await harness.waitUntilReady() } catch {
+            await harness.stop()
+            throw error
+        }
+        return harness
+    }
+
+    private init(directory: TemporaryDirectory, server: ServerHarness, arguments: [String]) throws {
+        self.directory = directory
+        self.server = server
+        baseArguments = arguments
+        log = directory.file("agent.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process = Process()
+    }
+
+    private func launch(extra: [String]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("writ"))
+        process.arguments = baseArguments + extra
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+    }
+
+    func waitUntilReady(timeout: Duration = .seconds(60)) async throws {
+        let ready = directory.file("data/ready.json").path
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if FileManager.default.fileExists(atPath: ready) { return }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        if FileManager.default.fileExists(atPath: ready) { return }
+        throw TestFailure("writ agent did not become ready (\(process.isRunning ? "still running" : "exit \(process.terminationStatus)")):\n\(agentLog)")
+    }
+
+    /// Stops the agent (SIGTERM) and starts it again on the same data dir, without a join token.
+    func restart() async throws {
+        await stop()
+        try? FileManager.default.removeItem(atPath: directory.file("data/ready.json").path)
+        try launch(extra: [])
+        try await waitUntilReady()
+    }
+
+    var ready: [String: Any] {
+        jsonObject((try? String(contentsOfFile: directory.file("data/ready.json").path, encoding: .utf8)) ?? "")
+    }
+
+    var agentID: String { ready["agent_id"] as? String ?? "" }
+    var agentLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Runs `writ` with the agent's admin socket.
+    func writ(_ arguments: [String]) throws -> ProcessRunner.Result {
+        try ProcessRunner.run(try TestEnvironment.executable("writ"), arguments + ["--agent-admin-socket", adminSocket])
+    }
+
+    /// Runs the interop client (py-spiffe, grpcio, PyJWT) against the agent's socket.
+    func client(_ arguments: [String]) async throws -> ProcessRunner.Result {
+        try await ProcessRunner.runDetached(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py")] + arguments)
+    }
+
+    /// `GET` on the agent's HTTP listener.
+    func httpGet(_ path: String) throws -> (Int, String) {
+        let address = ready["http_listen"] as? String ?? ""
+        let result = try ProcessRunner.run(try TestEnvironment.tool("curl"), ["-s", "-o", "-", "-w", "\n%{http_code}", "http://\(address)\(path)"])
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `timeout` passes.
+    static func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await condition()
+    }
+
+    func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
