@@ -205,7 +205,7 @@ let package = Package(
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

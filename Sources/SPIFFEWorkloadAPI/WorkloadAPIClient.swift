@@ -19,6 +19,15 @@ public struct WorkloadX509SVID: Sendable {
     public let hint: String
 }
 
+/// A JWT-SVID as the Workload API delivers it (not validated here: its audience is the
+/// receiver's to check).
+public struct WorkloadJWTSVID: Sendable, Hashable {
+    public let id: SPIFFEID
+    /// The compact JWS.
+    public let token: String
+    public let hint: String
+}
+
 /// One FetchX509SVID message: the caller's SVIDs (the first is the default) and the bundles
 /// to verify peers with, its own trust domain's and the federated ones, by trust domain.
 public struct X509Context: Sendable {
@@ -104,6 +113,24 @@ public struct WorkloadAPIClient: Sendable {
         }
     }
 
+    /// JWT-SVIDs for `audience`: for the identity `spiffeID` when given (PermissionDenied when
+    /// the caller has no such identity), else one for each of the caller's identities, the
+    /// default first.
+    public func fetchJWTSVIDs(audience: [String], spiffeID: SPIFFEID? = nil) async throws(WorkloadAPIError) -> [WorkloadJWTSVID] {
+        try await call { client in
+            var request = JWTSVIDRequest()
+            request.audience = audience
+            request.spiffeID = spiffeID?.uri ?? ""
+            let response = try await client.fetchJWTSVID(request, metadata: Self.securityHeader)
+            guard !response.svids.isEmpty else { throw WorkloadAPIError(.malformedResponse, "FetchJWTSVID sent no SVIDs") }
+            return try response.svids.map { svid throws(WorkloadAPIError) in
+                do { return WorkloadJWTSVID(id: try SPIFFEID(parsing: svid.spiffeID), token: svid.svid, hint: svid.hint) } catch {
+                    throw WorkloadAPIError(.malformedResponse, "a JWT-SVID names an invalid SPIFFE ID `\(svid.spiffeID.prefix(64))`")
+                }
+            }
+        }
+    }
+
     /// Asks the agent to validate a JWT-SVID for `audience`; its SPIFFE ID when valid.
     public func validateJWTSVID(_ token: String, audience: String) async throws(WorkloadAPIError) -> SPIFFEID {
         try await call { client in
@@ -171,10 +198,7 @@ public struct WorkloadAPIClient: Sendable {
             guard key.publicKey == leaf.publicKey else {
                 throw WorkloadAPIError(.malformedResponse, "SVID \(index) (`\(id)`): the key does not belong to the leaf certificate")
             }
-            let chainDER = chain.compactMap { certificate -> [UInt8]? in
-                var serializer = DER.Serializer()
-                return (try? serializer.serialize(certificate)).map { serializer.serializedBytes }
-            }
+            let chainDER = chain.map(TrustBundle.der)
             svids.append(WorkloadX509SVID(id: id, chain: chain, chainDER: chainDER, privateKeyPKCS8: Array(svid.x509SvidKey), hint: svid.hint))
             bundles[id.trustDomain] = bundle
         }

@@ -224,3 +224,68 @@ import WritTestSupport
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// Attestation decides, with `writ api` as the workload: another uid gets PermissionDenied until
+/// an entry names it (no restart), `unix:sha256` matches only the binary with that hash, and the
+/// files `writ api fetch x509 --write` leaves serve TLS with openssl.
+@Suite(.serialized) struct AgentAttestationTests {
+    @Test func attestationDecidesWhoGetsWhat() async throws {
+        guard getuid() == 0 else { throw TestEnvironment.MissingPrerequisite("this test runs workloads as uid 65534 with setpriv: run it as root") }
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        let agent = try await AgentProcessHarness.start(server: server)
+        defer { Task { await agent.stop() } }
+        let writ = try TestEnvironment.executable("writ")
+        let setpriv = try TestEnvironment.tool("setpriv")
+        func fetchAsNobody(_ timeout: String) async throws -> ProcessRunner.Result {
+            try await ProcessRunner.runDetached(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", writ, "api", "fetch", "x509",
+                                                         "--socket", agent.socket, "--timeout", timeout, "--output", "json"])
+        }
+        let refused = try await fetchAsNobody("1s")
+        #expect(refused.status == 5 && refused.stderr.contains("no identity issued"), "\(refused.summary)")
+
+        try AgentAPITests.entry(server, "spiffe://example.org/svc/nobody", parent: agent.agentID, selector: "unix:uid:65534")
+        let served = try await fetchAsNobody("30s")
+        #expect(served.status == 0, "\(served.summary)\n\(agent.agentLog)")
+        let ids = (jsonObject(served.stdout)["svids"] as? [[String: Any]] ?? []).compactMap { $0["spiffe_id"] as? String }
+        #expect(ids == ["spiffe://example.org/svc/nobody"], "\(served.summary)")
+
+        // unix:sha256 of the writ binary: root's writ gets it; root's python (another binary) does not.
+        let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: writ))).map { String(format: "%02x", $0) }.joined()
+        let byHash = "spiffe://example.org/svc/by-hash"
+        let created = try server.writ(["entry", "create", "--spiffe-id", byHash, "--parent-id", agent.agentID,
+                                       "--selector", "unix:uid:0", "--selector", "unix:sha256:\(digest)", "--output", "json"])
+        #expect(created.status == 0, "\(created.summary)")
+        let out = try TemporaryDirectory(prefix: "writ-api")
+        let mine = try await ProcessRunner.runDetached(writ, ["api", "fetch", "x509", "--socket", agent.socket, "--timeout", "30s", "--write", out.path, "--output", "json"])
+        #expect(mine.status == 0, "\(mine.summary)")
+        #expect((jsonObject(mine.stdout)["svids"] as? [[String: Any]])?.first?["spiffe_id"] as? String == byHash, "\(mine.summary)")
+        let python = try await agent.client(["raw", agent.socket, "FetchX509SVID"])
+        #expect(jsonObject(python.stdout)["code"] as? String == "PERMISSION_DENIED", "another binary must not match: \(python.summary)")
+
+        // The written files: key 0600, chain verifies, and they serve TLS that openssl accepts.
+        let keyMode = (try FileManager.default.attributesOfItem(atPath: out.file("svid.0.key").path)[.posixPermissions] as? Int) ?? -1
+        #expect(keyMode == 0o600, "svid.0.key has mode \(String(keyMode, radix: 8))")
+        let openssl = try TestEnvironment.tool("openssl")
+        let verify = try ProcessRunner.run(openssl, ["verify", "-x509_strict", "-CAfile", out.file("bundle.0.pem").path,
+                                                     "-untrusted", out.file("svid.0.pem").path, out.file("svid.0.pem").path])
+        #expect(verify.status == 0, "\(verify.summary)")
+        let port = try AgentProcessTests.freePort()
+        let tlsServer = Process()
+        tlsServer.executableURL = URL(fileURLWithPath: openssl)
+        tlsServer.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", out.file("svid.0.pem").path, "-key", out.file("svid.0.key").path,
+                               "-cert_chain", out.file("svid.0.pem").path, "-CAfile", out.file("bundle.0.pem").path, "-Verify", "1", "-naccept", "1", "-quiet"]
+        tlsServer.standardOutput = FileHandle.nullDevice
+        tlsServer.standardError = FileHandle.nullDevice
+        try tlsServer.run()
+        defer { if tlsServer.isRunning { tlsServer.terminate() } }
+        var handshake = ProcessRunner.Result(status: -1, stdout: "", stderr: "")
+        let accepted = try await AgentProcessHarness.eventually(.seconds(15)) {
+            handshake = try ProcessRunner.run(openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-cert", out.file("svid.0.pem").path,
+                                                        "-key", out.file("svid.0.key").path, "-CAfile", out.file("bundle.0.pem").path,
+                                                        "-verify_return_error", "-brief"], stdin: Data())
+            return handshake.status == 0
+        }
+        #expect(accepted && handshake.stderr.contains("Verification: OK"), "mTLS with the written files failed: \(handshake.summary)")
+    }
+}
