@@ -47,22 +47,6 @@ struct VersionCommand: ParsableCommand {
     }
 }
 
-/// `writ dev` — the whole system on one machine. The server and agent land in later issues;
-/// until then it says so plainly and fails.
-struct DevCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dev",
-        abstract: "Run server and agent on this machine and show a workload getting its identity.",
-        discussion: "Not yet available: it needs `writ server` and `writ agent`, which are being built."
-    )
-
-    func run() throws {
-        var stderr = StandardError()
-        print("writ dev is not yet available: it needs the server and the agent, which are not built yet (see README, Status)", to: &stderr)
-        throw ExitCode.failure
-    }
-}
-
 /// Writes human messages to standard error (JSON and data go to standard output).
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
