@@ -14,8 +14,8 @@ import WritTestSupport
     }
 
     /// `(table, key)` of every key the template lists (commented `# key = default` lines).
-    static func templateKeys() throws -> [(String, String)] {
-        let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("conf/server.toml"), encoding: .utf8)
+    static func templateKeys(_ file: String = "conf/server.toml") throws -> [(String, String)] {
+        let text = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent(file), encoding: .utf8)
         var table = ""
         var keys: [(String, String)] = []
         for line in text.split(separator: "\n") {
@@ -28,8 +28,61 @@ import WritTestSupport
         return keys
     }
 
-    static func flag(_ table: String, _ key: String) -> String {
-        "--" + (table == "server" ? key : table + "_" + key).replacingOccurrences(of: "_", with: "-")
+    static func flag(_ table: String, _ key: String, component: String = "server") -> String {
+        "--" + (table == component ? key : table + "_" + key).replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// The long flags of a subcommand, from ArgumentParser's help dump.
+    static func flags(of command: [String]) throws -> Set<String> {
+        let help = try Self.writ(command + ["--experimental-dump-help"])
+        guard help.status == 0, let tool = try JSONSerialization.jsonObject(with: Data(help.stdout.utf8)) as? [String: Any],
+              let described = tool["command"] as? [String: Any] else { throw TestFailure("no help dump: \(help.summary)") }
+        var flags: Set<String> = []
+        for argument in described["arguments"] as? [[String: Any]] ?? [] {
+            for name in argument["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
+                flags.insert("--" + (name["name"] as? String ?? ""))
+            }
+        }
+        return flags.subtracting(["--help", "--version", "--config"])
+    }
+
+    /// The same contract for `writ agent run`, `conf/agent.toml` and `writ config dump agent`.
+    @Test func theAgentsFlagsKeysAndEnvironmentNamesMatch() throws {
+        let flags = try Self.flags(of: ["agent", "run"])
+        let keys = try Self.templateKeys("conf/agent.toml")
+        let fromKeys = Set(keys.map { Self.flag($0.0, $0.1, component: "agent") })
+        #expect(flags == fromKeys, "flags without a key: \(flags.subtracting(fromKeys)); keys without a flag: \(fromKeys.subtracting(flags))")
+        let samples: [String: (String, String)] = [
+            "server": ("writ.example:8081", "\"writ.example:8081\""), "data_dir": ("/srv/agent", "\"/srv/agent\""),
+            "socket": ("/tmp/env/api.sock", "\"/tmp/env/api.sock\""), "agent_admin_socket": ("/tmp/env/admin.sock", "\"/tmp/env/admin.sock\""),
+            "http_listen": ("127.0.0.1:9997", "\"127.0.0.1:9997\""), "join_token": ("s3cret-token", "\"***\""),
+            "trust_bundle": ("/srv/bundle.pem", "\"/srv/bundle.pem\""), "trust_bundle_sha256": ("ab" + String(repeating: "0", count: 62), "\"ab" + String(repeating: "0", count: 62) + "\""),
+            "insecure_bootstrap": ("true", "true"), "log_level": ("debug", "\"debug\""), "svid_cache_limit": ("50", "50"),
+            "key_pool_size": ("4", "4"), "workload_rate_limit": ("7", "7"), "svid_wait": ("3s", "\"3s\""),
+            "cert": ("/srv/node.pem", "\"/srv/node.pem\""), "key": ("/srv/node-key.pem", "\"/srv/node-key.pem\""), "script_allow_relative": ("true", "true"),
+        ]
+        for (table, key) in keys {
+            let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")
+            let flag = Self.flag(table, key, component: "agent")
+            let environment = "WRIT_" + flag.dropFirst(2).replacingOccurrences(of: "-", with: "_").uppercased()
+            let dump = try Self.writ(["config", "dump", "agent"], environment: [environment: value])
+            #expect(dump.status == 0, "\(dump.summary)")
+            #expect(dump.stdout.contains("\(key) = \(shown)  # environment"), "\(environment) is not read:\n\(dump.stdout)")
+            #expect(!dump.stdout.contains("s3cret-token"), "the join token must be redacted")
+            let flagArguments = ["insecure_bootstrap", "script_allow_relative"].contains(key) ? [flag] : [flag, value]
+            let both = try Self.writ(["config", "dump", "agent"] + flagArguments, environment: [environment: value])
+            #expect(both.stdout.split(separator: "\n").contains { $0.hasPrefix("\(key) = ") && $0.hasSuffix("# flag") },
+                    "\(flag) does not beat \(environment):\n\(both.summary)")
+        }
+        // The options are checked: exactly one way to trust the server, a join token or x509pop.
+        let none = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never"])
+        #expect(none.status == 64 && none.stderr.contains("--trust-bundle"), "\(none.summary)")
+        let both = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle", "/x", "--insecure-bootstrap"])
+        #expect(both.status == 64 && both.stderr.contains("exclude each other"), "\(both.summary)")
+        let pin = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle-sha256", "abc"])
+        #expect(pin.status == 64 && pin.stderr.contains("64 hex digits"), "\(pin.summary)")
+        let popHalf = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle", "/x", "--x509pop-cert", "/c"])
+        #expect(popHalf.status == 64 && popHalf.stderr.contains("go together"), "\(popHalf.summary)")
     }
 
     @Test func everyFlagHasAKeyAndAnEnvironmentNameAndTheReverse() throws {
