@@ -223,6 +223,7 @@ let package = Package(
             dependencies: [
                 "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEX509", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
                 "WritAgentAPI", "WritNodeAttestation", "WritConfig",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

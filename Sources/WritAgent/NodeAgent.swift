@@ -365,9 +365,12 @@ public struct NodeAgent: Sendable, JWTSVIDMinting {
                         metrics.minted(1, result: "bad_svid")
                         continue
                     }
-                    let life = leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore)
-                    // Half-life, brought forward by up to a tenth of the life so rotations spread.
-                    let rotateAt = leaf.notValidBefore.addingTimeInterval(life * (0.5 - Double.random(in: 0..<0.1)))
+                    // Half the life from now (the CA backdates notBefore for clock skew, so the
+                    // certificate's own window would rotate early), brought forward by up to a
+                    // tenth so that rotations spread.
+                    let now = Date()
+                    let life = leaf.notValidAfter.timeIntervalSince(now)
+                    let rotateAt = now.addingTimeInterval(life * (0.5 - Double.random(in: 0..<0.1)))
                     await cache.setSVID(WorkloadX509Identity(entry: entry, chainDER: chain, privateKeyPKCS8: Array(keys[index].derRepresentation),
                                                              expiresAt: leaf.notValidAfter, rotateAt: rotateAt))
                     ok += 1

@@ -3,6 +3,8 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
 import NIOCore
+import NIOPosix
+import Synchronization
 import WritWorkloadAttestation
 #if canImport(Glibc)
 import Glibc
@@ -10,20 +12,28 @@ import Glibc
 
 /// Serves the Workload API on a Unix socket: the socket is created (replacing a stale one),
 /// made connectable by every local user (attestation, not file permissions, decides who gets
-/// what), and each stream is stamped with its caller's kernel credentials.
+/// what), and each stream is stamped with its caller's kernel credentials. The listen backlog
+/// is deep (4,096) so that a burst of clients that connect and vanish cannot crowd out a
+/// well-behaved one.
 public struct WorkloadAPIServer: Sendable {
     public let socketPath: String
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let server: GRPCServer<HTTP2ServerTransport.Custom<UnixListenerFactory>>
+    let listening: ListeningSignal
+
+    /// Connections the kernel queues for accept.
+    static let backlog: Int32 = 4096
 
     public init(socketPath: String, service: WorkloadAPIService) throws {
         guard socketPath.hasPrefix("/"), socketPath.utf8.count < 100 else {
             throw WorkloadAttestationError(.unreadable, "the Workload API socket path `\(socketPath)` must be absolute and under 100 bytes")
         }
         self.socketPath = socketPath
-        var config = HTTP2ServerTransport.Posix.Config.defaults
+        var config = HTTP2ServerTransport.Custom<UnixListenerFactory>.Config.defaults
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in PeerCredentials.stamp(stream: stream) }
-        server = GRPCServer(transport: HTTP2ServerTransport.Posix(address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext, config: config),
-                            services: [service])
+        let listening = ListeningSignal()
+        self.listening = listening
+        let factory = UnixListenerFactory(path: socketPath, backlog: Self.backlog, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, onBound: listening.fire)
+        server = GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: factory, config: config), services: [service])
     }
 
     /// Runs until cancelled or ``shutDown()``; `onListening` is called once the socket accepts.
@@ -31,13 +41,39 @@ public struct WorkloadAPIServer: Sendable {
         if let attributes = try? FileManager.default.attributesOfItem(atPath: socketPath), attributes[.type] as? FileAttributeType == .typeSocket {
             try FileManager.default.removeItem(atPath: socketPath)
         }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            guard try await server.listeningAddress != nil else { return }
-            chmod(socketPath, 0o777)
-            onListening()
-        }
+        let path = socketPath
+        listening.set { chmod(path, 0o777); onListening() }
+        try await server.serve()
     }
 
     public func shutDown() { server.beginGracefulShutdown() }
+}
+
+/// Calls its action once, when the listener is bound.
+final class ListeningSignal: Sendable {
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+    func set(_ body: @escaping @Sendable () -> Void) { action.withLock { $0 = body } }
+    var fire: @Sendable () -> Void { { [self] in action.withLock { $0 }?() } }
+}
+
+/// Binds the Unix socket with an explicit backlog and hands accepted connections to gRPC.
+struct UnixListenerFactory: HTTP2ServerTransport.ListenerFactory {
+    let path: String
+    let backlog: Int32
+    let eventLoopGroup: any EventLoopGroup
+    let onBound: @Sendable () -> Void
+
+    func makeListeningChannel(
+        listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
+        connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
+    ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
+        let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: backlog)
+            .serverChannelInitializer { channel in listenerConfigurator.configure(channel: channel) }
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
+                connectionConfigurator.configure(channel: channel, tls: .none)
+            }
+        onBound()
+        return channel
+    }
 }

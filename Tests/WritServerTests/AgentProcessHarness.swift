@@ -13,13 +13,15 @@ final class AgentProcessHarness: @unchecked Sendable {
     private(set) var process: Process
     let log: URL
     let baseArguments: [String]
+    let environment: [String: String]
 
     var dataDir: String { directory.file("data").path }
     var socket: String { directory.file("public/api.sock").path }
     var adminSocket: String { directory.file("private/admin.sock").path }
 
     /// Starts an agent with a fresh join token and the server's PEM bundle; waits for ready.json.
-    static func start(server: ServerHarness, extraArguments: [String] = [], joinToken: String? = nil) async throws -> AgentProcessHarness {
+    static func start(server: ServerHarness, extraArguments: [String] = [], joinToken: String? = nil,
+                      environment: [String: String] = [:]) async throws -> AgentProcessHarness {
         let directory = try TemporaryDirectory(prefix: "writ-agt")
         _ = chmod(directory.path, 0o755)
         let bundle = try server.writ(["bundle", "show", "--format", "pem"])
@@ -35,7 +37,7 @@ final class AgentProcessHarness: @unchecked Sendable {
         let arguments = ["agent", "run", "--server", listen, "--data-dir", directory.file("data").path,
                          "--socket", directory.file("public/api.sock").path, "--agent-admin-socket", directory.file("private/admin.sock").path,
                          "--http-listen", "127.0.0.1:0", "--trust-bundle", directory.file("bundle.pem").path] + extraArguments
-        let harness = try AgentProcessHarness(directory: directory, server: server, arguments: arguments)
+        let harness = try AgentProcessHarness(directory: directory, server: server, arguments: arguments, environment: environment)
         try harness.launch(extra: ["--join-token", token])
         do { try await harness.waitUntilReady() } catch {
             await harness.stop()
@@ -44,7 +46,8 @@ final class AgentProcessHarness: @unchecked Sendable {
         return harness
     }
 
-    private init(directory: TemporaryDirectory, server: ServerHarness, arguments: [String]) throws {
+    private init(directory: TemporaryDirectory, server: ServerHarness, arguments: [String], environment: [String: String]) throws {
+        self.environment = environment
         self.directory = directory
         self.server = server
         baseArguments = arguments
@@ -57,6 +60,7 @@ final class AgentProcessHarness: @unchecked Sendable {
         process = Process()
         process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("writ"))
         process.arguments = baseArguments + extra
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardError = handle
@@ -89,6 +93,19 @@ final class AgentProcessHarness: @unchecked Sendable {
     }
 
     var agentID: String { ready["agent_id"] as? String ?? "" }
+    var pid: Int32 { Int32(ready["pid"] as? Int ?? 0) }
+
+    /// Open file descriptors of the agent process.
+    var openFiles: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+
+    /// The value of one Prometheus sample line (`name{labels}`), 0 when absent.
+    func metric(_ sample: String) throws -> Double {
+        let (_, text) = try httpGet("/metrics")
+        for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
+            return Double(line.split(separator: " ").last ?? "") ?? 0
+        }
+        return 0
+    }
     var agentLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// Runs `writ` with the agent's admin socket.

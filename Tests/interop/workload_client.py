@@ -18,8 +18,18 @@ usage:
       the bundle key its `kid` names (ES256/RS256/PS256, audience checked, exp required); prints
       {"spiffe_id": ..., "token": ..., "claims": {...}}.
   workload_client.py watch SOCKET
-      follows FetchX509SVID (grpcio): one line {"ids": [...]} per message, flushed, then
-      {"code": STATUS} when the stream ends.
+      follows FetchX509SVID (grpcio): one line {"ids": [...], "serials": [...], "not_after": [...]}
+      per message (serials lowercase hex, not_after Unix seconds), flushed, then {"code": STATUS}
+      when the stream ends.
+  workload_client.py watch-bundles SOCKET
+      follows FetchX509Bundles and FetchJWTBundles (grpcio, two threads): one line
+      {"kind": "x509"|"jwt", "digest": sha256 of the sorted bundle bytes} per message, flushed.
+  workload_client.py fetch-loop SOCKET N
+      py-spiffe fetches the X.509 context N times in one process; prints {"ids": [every distinct
+      SPIFFE ID received], "fetches": N}.
+  workload_client.py vanish SOCKET DELAY
+      starts FetchX509SVID with grpcio and, DELAY seconds later, exits at once (os._exit) while
+      the agent may still be attesting it.
 """
 import json
 import sys
@@ -78,16 +88,82 @@ def raw(socket, method, header, forge=None):
 
 
 def watch(socket):
+    from cryptography import x509
     channel = grpc.insecure_channel("unix:" + socket)
     stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)
     try:
         for message in stub.FetchX509SVID(workload_pb2.X509SVIDRequest(), metadata=[("workload.spiffe.io", "true")], timeout=120):
-            print(json.dumps({"ids": [svid.spiffe_id for svid in message.svids]}), flush=True)
+            leaves = [x509.load_der_x509_certificate(first_der(svid.x509_svid)) for svid in message.svids]
+            print(json.dumps({"ids": [svid.spiffe_id for svid in message.svids],
+                              "serials": [format(leaf.serial_number, "x") for leaf in leaves],
+                              "not_after": [int(leaf.not_valid_after_utc.timestamp()) for leaf in leaves]}), flush=True)
         print(json.dumps({"code": "OK"}), flush=True)
     except grpc.RpcError as error:
         print(json.dumps({"code": error.code().name, "details": error.details()}), flush=True)
     finally:
         channel.close()
+
+
+def first_der(blob):
+    """The first DER element of concatenated DER (the leaf of a chain)."""
+    length = blob[1]
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(blob[2:2 + count], "big")
+        return blob[:2 + count + length]
+    return blob[:2 + length]
+
+
+def watch_bundles(socket):
+    import hashlib
+    import threading
+    channel = grpc.insecure_channel("unix:" + socket)
+    stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)
+    lock = threading.Lock()
+
+    def follow(kind, call, request):
+        try:
+            for message in call(request, metadata=[("workload.spiffe.io", "true")], timeout=300):
+                digest = hashlib.sha256(b"".join(message.bundles[k] for k in sorted(message.bundles))).hexdigest()
+                with lock:
+                    print(json.dumps({"kind": kind, "digest": digest}), flush=True)
+        except grpc.RpcError as error:
+            with lock:
+                print(json.dumps({"kind": kind, "code": error.code().name}), flush=True)
+
+    threads = [threading.Thread(target=follow, args=("x509", stub.FetchX509Bundles, workload_pb2.X509BundlesRequest())),
+               threading.Thread(target=follow, args=("jwt", stub.FetchJWTBundles, workload_pb2.JWTBundlesRequest()))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def fetch_loop(socket, count):
+    ids = set()
+    with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
+        for _ in range(count):
+            for svid in client.fetch_x509_context().x509_svids:
+                ids.add(str(svid.spiffe_id))
+    print(json.dumps({"ids": sorted(ids), "fetches": count}))
+
+
+def vanish(socket, delay):
+    import os
+    import threading
+    import time
+    channel = grpc.insecure_channel("unix:" + socket)
+    stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)
+
+    def call():
+        try:
+            next(stub.FetchX509SVID(workload_pb2.X509SVIDRequest(), metadata=[("workload.spiffe.io", "true")], timeout=30))
+        except Exception:
+            pass
+
+    threading.Thread(target=call, daemon=True).start()
+    time.sleep(delay)
+    os._exit(0)
 
 
 def validate(socket, audience, token):
@@ -124,6 +200,12 @@ def main():
         jwt_fetch(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "watch":
         watch(sys.argv[2])
+    elif sys.argv[1] == "watch-bundles":
+        watch_bundles(sys.argv[2])
+    elif sys.argv[1] == "fetch-loop":
+        fetch_loop(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "vanish":
+        vanish(sys.argv[2], float(sys.argv[3]))
     else:
         rest = sys.argv[4:]
         forge = rest[rest.index("--forge") + 1] if "--forge" in rest else None
