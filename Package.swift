@@ -349,11 +349,14 @@ let package = Package(
             path: "Benchmarks/WritBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // Full sync and cross-server propagation against whole `writ server run` processes.
+        // Full sync, cross-server propagation and the agent's Workload API against whole
+        // `writ server run` and `writ agent run` processes.
         .executableTarget(
             name: "writ-bench-registry",
             dependencies: [
-                "WritTestSupport", "WritAgentAPI", "WritStore", "WritStorePostgres",
+                "WritTestSupport", "WritAgentAPI", "WritStore", "WritStorePostgres", "SPIFFEWorkloadAPI", "SPIFFEWorkloadProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

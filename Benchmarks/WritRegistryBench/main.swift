@@ -8,6 +8,9 @@
 //    stream open on server B while entries are created one by one through server A's admin
 //    API. Measured: from A's acknowledgement to the entry's arrival on B's stream (p50/p99/max).
 //
+// 3. The agent (AgentBench.swift): Workload API latency, rotation to 1,000 watchers, memory with
+//    10,000 entries, a real agent's full sync.
+//
 // usage: writ-bench-registry --writ PATH [--postgres URL] [--entries N] [--samples M] --out FILE
 #if canImport(Glibc)
 import Glibc
@@ -263,6 +266,7 @@ do { options = try Options(CommandLine.arguments) } catch {
 let client = HTTPClient(eventLoopGroupProvider: .singleton)
 do {
     var results: [String: Any] = ["full_sync": try await fullSync(options, client: client)]
+    results["agent"] = try await agentBenchmarks(options, client: client)
     if let postgres = options.postgres {
         results["propagation"] = try await propagation(options, postgres: postgres, client: client)
     }
