@@ -2,7 +2,7 @@
 //
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
-//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI
+//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "SPIFFEBundle", targets: ["SPIFFEBundle"]),
         .library(name: "SPIFFEX509", targets: ["SPIFFEX509"]),
         .library(name: "SPIFFEJWT", targets: ["SPIFFEJWT"]),
+        .library(name: "SPIFFEWorkloadAPI", targets: ["SPIFFEWorkloadAPI"]),
+        .library(name: "SPIFFETLS", targets: ["SPIFFETLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -148,6 +150,19 @@ let package = Package(
             ]
         ),
 
+        // The Swift SDK's TLS: X.509 sources that follow rotation, SPIFFE authorizers, and NIOSSL
+        // handlers that present the current SVID and verify peers (imports no Writ module).
+        .target(
+            name: "SPIFFETLS",
+            dependencies: [
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEWorkloadAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+
         // Workload attestation: what the local kernel says about a calling process (uid, gids,
         // executable, the script an interpreter runs), as selectors.
         .target(
@@ -254,6 +269,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
+        ),
+        // Two workloads doing mTLS through SPIFFETLS, for the agent's acceptance tests.
+        .executableTarget(
+            name: "writ-test-mtls",
+            dependencies: ["SPIFFETLS", "SPIFFEWorkloadAPI", "SPIFFEIdentity",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOTLS", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")]
         ),
         // Drives a disk-backed CA through forced rotations forever; the crash test SIGKILLs it.
         .executableTarget(name: "writ-test-keyloop", dependencies: ["WritCA", "SPIFFEIdentity"]),

@@ -192,6 +192,12 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             throw RPCError(code: .unauthenticated, message: "the calling process is gone or changed while it was attested")
         }
         // The socket's credentials were fixed at connect; the process must still be that one.
+        if let pinned = credentials.startTicks, pinned != attestation.process.startTicks {
+            logger.notice("workload pid reused since it connected", metadata: ["method": "\(method)", "caller": "\(credentials)"])
+            metrics.attestationRaced()
+            metrics.workloadCall(method: method, outcome: "unauthenticated")
+            throw RPCError(code: .unauthenticated, message: "the process that connected is gone: its pid now names another process")
+        }
         guard attestation.process.uid == credentials.uid, attestation.process.gid == credentials.gid else {
             metrics.attestationRaced()
             metrics.workloadCall(method: method, outcome: "unauthenticated")
