@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2Posix
 import Logging
 import NIOCore
 import NIOPosix
+import WritAgentAPI
 import Synchronization
 import WritWorkloadAttestation
 #if canImport(Glibc)
@@ -12,7 +13,8 @@ import Glibc
 
 /// Serves the Workload API on a Unix socket: the socket is created (replacing a stale one),
 /// made connectable by every local user (attestation, not file permissions, decides who gets
-/// what), and each stream is stamped with its caller's kernel credentials. The listen backlog
+/// what), and each stream is stamped with its caller's kernel credentials. `grpc.health.v1`
+/// answers beside the Workload API (no attestation: it reveals nothing). The listen backlog
 /// is deep (4,096) so that a burst of clients that connect and vanish cannot crowd out a
 /// well-behaved one.
 public struct WorkloadAPIServer: Sendable {
@@ -33,7 +35,8 @@ public struct WorkloadAPIServer: Sendable {
         let listening = ListeningSignal()
         self.listening = listening
         let factory = UnixListenerFactory(path: socketPath, backlog: Self.backlog, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, onBound: listening.fire)
-        server = GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: factory, config: config), services: [service])
+        server = GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: factory, config: config),
+                            services: [service, HealthService(services: ["SpiffeWorkloadAPI"])])
     }
 
     /// Runs until cancelled or ``shutDown()``; `onListening` is called once the socket accepts.

@@ -528,24 +528,3 @@ actor SyncMemory {
         return saved.entries
     }
 }
-
-/// The standard gRPC health service: SERVING for the whole server and for the agent API.
-struct HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
-    static let services: Set<String> = ["", "writ.agent.v1.AgentAPI"]
-
-    func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
-        guard Self.services.contains(request.service) else {
-            throw RPCError(code: .notFound, message: "unknown service `\(request.service.prefix(128))`")
-        }
-        var reply = Grpc_Health_V1_HealthCheckResponse()
-        reply.status = .serving
-        return reply
-    }
-
-    func watch(request: Grpc_Health_V1_HealthCheckRequest, response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws {
-        var reply = Grpc_Health_V1_HealthCheckResponse()
-        reply.status = Self.services.contains(request.service) ? .serving : .serviceUnknown
-        try await response.write(reply)
-        while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
-    }
-}

@@ -11,6 +11,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SPIFFEIdentity
+import WritAgentAPI
 import WritConfig
 import WritModel
 import WritNodeAttestation
@@ -113,7 +114,7 @@ public enum WritServerProcess {
                     }
                 })
             let grpc = GRPCService(server: GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: listener),
-                                                      services: [agentService, HealthService()]))
+                                                      services: [agentService, HealthService(services: ["writ.agent.v1.AgentAPI"])]))
             let maintainer = IdentityMaintainer(identity: identity, svid: serverSVID, lifetime: options.agentSVIDTTL, interval: .seconds(10), logger: logger)
             let watcher = RegistryWatcher(cache: cache, identity: identity, interval: .milliseconds(200), logger: logger)
             let group = ServiceGroup(configuration: .init(services: services + [http, pruner, grpc, maintainer, watcher],

@@ -128,6 +128,12 @@ import WritTestSupport
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { try await agent.client(["fetch-loop", agent.socket, "1"]).status == 0 })
         let baseline = agent.openFiles
 
+        // grpc.health.v1 beside the Workload API.
+        let health = try await agent.client(["health", agent.socket, "SpiffeWorkloadAPI"])
+        #expect(jsonObject(health.stdout)["code"] as? String == "OK" && jsonObject(health.stdout)["status"] as? Int == 1, "\(health.summary)")
+        let unknown = try await agent.client(["health", agent.socket, "no.such.Service"])
+        #expect(jsonObject(unknown.stdout)["code"] as? String == "NOT_FOUND", "\(unknown.summary)")
+
         let noHeader = try await agent.client(["raw", agent.socket, "FetchX509SVID", "--no-header"])
         #expect(jsonObject(noHeader.stdout)["code"] as? String == "INVALID_ARGUMENT", "\(noHeader.summary)")
 

@@ -27,6 +27,9 @@ usage:
   workload_client.py fetch-loop SOCKET N
       py-spiffe fetches the X.509 context N times in one process; prints {"ids": [every distinct
       SPIFFE ID received], "fetches": N}.
+  workload_client.py health SOCKET SERVICE
+      grpc.health.v1.Health/Check with grpcio (bytes by hand); prints {"code": ..., "status": n}
+      (1 = SERVING).
   workload_client.py vanish SOCKET DELAY
       starts FetchX509SVID with grpcio and, DELAY seconds later, exits at once (os._exit) while
       the agent may still be attesting it.
@@ -166,6 +169,21 @@ def vanish(socket, delay):
     os._exit(0)
 
 
+def health(socket, service):
+    channel = grpc.insecure_channel("unix:" + socket)
+    check = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda x: x, response_deserializer=lambda x: x)
+    encoded = service.encode()
+    request = (b"\x0a" + bytes([len(encoded)]) + encoded) if encoded else b""
+    try:
+        reply = check(request, timeout=10)
+        status = reply[1] if len(reply) >= 2 and reply[0] == 0x08 else 0
+        print(json.dumps({"code": "OK", "status": status}))
+    except grpc.RpcError as error:
+        print(json.dumps({"code": error.code().name}))
+    finally:
+        channel.close()
+
+
 def validate(socket, audience, token):
     try:
         with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
@@ -204,6 +222,8 @@ def main():
         watch_bundles(sys.argv[2])
     elif sys.argv[1] == "fetch-loop":
         fetch_loop(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "health":
+        health(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
     elif sys.argv[1] == "vanish":
         vanish(sys.argv[2], float(sys.argv[3]))
     else:
