@@ -137,12 +137,12 @@ let package = Package(
             ]
         ),
 
-        // The Swift SDK's Workload API client: fetch and watch X.509-SVIDs and bundles, validate
-        // JWT-SVIDs, against any SPIFFE Workload API (imports no Writ module).
+        // The Swift SDK's Workload API client and sources: fetch and watch X.509-SVIDs, JWT-SVIDs
+        // and bundles, validate JWT-SVIDs, against any SPIFFE Workload API (imports no Writ module).
         .target(
             name: "SPIFFEWorkloadAPI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEWorkloadProto",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEWorkloadProto",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -324,7 +324,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WritAgentTests",
-            dependencies: ["WritAgent", "SPIFFEWorkloadAPI", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",
+            dependencies: ["WritAgent", "SPIFFEWorkloadAPI", "SPIFFEJWT", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "X509", package: "swift-certificates"),
                            .product(name: "Logging", package: "swift-log")]

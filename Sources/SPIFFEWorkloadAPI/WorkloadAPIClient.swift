@@ -113,6 +113,19 @@ public struct WorkloadAPIClient: Sendable {
         }
     }
 
+    /// Follows FetchJWTBundles: `handle` gets the JWT bundles by trust domain (again on every
+    /// change) until it returns false; the stream's end with an error is thrown.
+    public func watchJWTBundles(_ handle: @escaping @Sendable ([TrustDomain: TrustBundle]) async throws -> Bool) async throws(WorkloadAPIError) {
+        try await call { client in
+            try await client.fetchJWTBundles(JWTBundlesRequest(), metadata: Self.securityHeader) { response in
+                for try await message in response.messages {
+                    let bundles = try Self.bundles(message.bundles) { json, domain throws(TrustBundleError) in try TrustBundle.parseJWKS(json, trustDomain: domain) }
+                    guard try await handle(bundles) else { return }
+                }
+            }
+        }
+    }
+
     /// JWT-SVIDs for `audience`: for the identity `spiffeID` when given (PermissionDenied when
     /// the caller has no such identity), else one for each of the caller's identities, the
     /// default first.

@@ -172,7 +172,7 @@ struct AgentAdminRoutes: Sendable {
         router.get("v1/debug") { _, _ in
             var body: [String: Any] = [
                 "server": options.server.description, "socket": options.socket, "connected": await status.connected,
-                "revision": await status.revision, "entries": await cache.allEntries.count, "svids": await cache.svidCount,
+                "revision": await status.revision, "entries": await cache.entryCount, "svids": await cache.svidCount,
                 "key_pool_available": await keys.available, "key_pool_capacity": keys.capacity,
                 "trust_domain": await cache.bundle.trustDomain.name, "bundle_authorities": await cache.bundle.x509Authorities.count,
                 "federated_trust_domains": await cache.federated.keys.map(\.name).sorted(),

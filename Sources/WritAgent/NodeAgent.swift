@@ -104,7 +104,7 @@ public struct NodeAgent: Sendable, JWTSVIDMinting {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             await cache.dropExpired(at: Date())
-            metrics.cacheSize(entries: await cache.allEntries.count, svids: await cache.svidCount)
+            metrics.cacheSize(entries: await cache.entryCount, svids: await cache.svidCount)
         }
     }
 

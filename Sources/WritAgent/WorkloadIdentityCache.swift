@@ -108,6 +108,9 @@ public actor WorkloadIdentityCache {
     /// Every entry the agent may serve.
     public var allEntries: [RegistrationEntry] { Array(entries.values) }
 
+    /// How many entries the agent may serve.
+    public var entryCount: Int { entries.count }
+
     /// How many entries hold an SVID.
     public var svidCount: Int { svids.count }
 

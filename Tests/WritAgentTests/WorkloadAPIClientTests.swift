@@ -2,11 +2,13 @@ import Crypto
 import Foundation
 import SPIFFEBundle
 import SPIFFEIdentity
+import SPIFFEJWT
 import SPIFFEWorkloadAPI
 import Testing
 import WritCA
 import WritModel
 import WritTestSupport
+import Synchronization
 @testable import WritAgent
 #if canImport(Glibc)
 import Glibc
@@ -94,6 +96,45 @@ import Glibc
             #expect(error.code == .unavailable, "no agent listens: \(error)")
         }
     }
+
+    /// The SDK's JWT source: bundles followed (a JWT key prepared at the CA reaches it), tokens
+    /// fetched once per audience set while less than half their life has passed, and local
+    /// validation against the followed bundles.
+    @Test func theJWTSourceFollowsBundlesAndReusesTokens() async throws {
+        let ca = try await CertificateAuthority(trustDomain: WorkloadAPITests.trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+        let minter = CountingJWTMinter(ca: ca)
+        let endpoint = try await Endpoint.start(ca: ca, jwtMinter: minter)
+        await endpoint.cache.setIdentities([try await endpoint.identity("/svc/jwt", selectors: ["unix:uid:\(geteuid())"])])
+        let source = try await JWTSource.start(client: try WorkloadAPIClient(endpoint: "unix://" + endpoint.socket))
+        defer { source.close() }
+        #expect(source.bundles?[WorkloadAPITests.trustDomain] != nil)
+
+        let first = try await source.jwtSVID(audience: ["https://api.example.org"])
+        let again = try await source.jwtSVID(audience: ["https://api.example.org"])
+        #expect(first.id.uri == "spiffe://example.org/svc/jwt" && first.token == again.token)
+        #expect(minter.calls == 1, "a token less than half-way through its life is reused")
+        _ = try await source.jwtSVID(audience: ["https://other.example.org"])
+        #expect(minter.calls == 2, "another audience set is another token")
+
+        switch await source.validate(first.token, audience: "https://api.example.org") {
+        case .valid(let svid): #expect(svid.claims.subject.uri == "spiffe://example.org/svc/jwt")
+        case .invalid(let error): Issue.record("a fresh token must validate: \(error)")
+        }
+        if case .valid = await source.validate(first.token, audience: "https://nobody.example.org") { Issue.record("a wrong audience must not validate") }
+
+        // A prepared JWT key is published in the bundle; the source follows.
+        let before = source.generation
+        let keys = source.bundles?[WorkloadAPITests.trustDomain]?.jwtAuthorities.count ?? 0
+        try await ca.prepare(.jwt)
+        await endpoint.cache.setBundles(await ca.bundle(), federated: [:])
+        var followed = false
+        for _ in 0..<300 where !followed {
+            followed = source.generation > before && (source.bundles?[WorkloadAPITests.trustDomain]?.jwtAuthorities.count ?? 0) > keys
+            if !followed { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(followed, "the JWT source did not follow the new key")
+        await endpoint.stop()
+    }
 }
 
 final class Counter: @unchecked Sendable {
@@ -101,4 +142,19 @@ final class Counter: @unchecked Sendable {
     private var count = 0
     func increment() -> Int { lock.withLock { count += 1; return count } }
     var value: Int { lock.withLock { count } }
+}
+
+/// Mints JWT-SVIDs with a real CA and counts the calls (the agent's server does this in a
+/// deployment; here the thing under test is the SDK's caching).
+final class CountingJWTMinter: JWTSVIDMinting, Sendable {
+    let ca: CertificateAuthority
+    private let count = Mutex(0)
+    init(ca: CertificateAuthority) { self.ca = ca }
+    var calls: Int { count.withLock { $0 } }
+
+    func mintJWTSVID(entry: RegistrationEntry, audience: [String]) async throws -> (token: String, expiresAt: Date) {
+        count.withLock { $0 += 1 }
+        let svid = try await ca.mintJWTSVID(id: entry.spiffeID, audience: audience, ttl: .seconds(300))
+        return (svid.token, Date(timeIntervalSince1970: TimeInterval(svid.claims.expiresAt)))
+    }
 }

@@ -32,12 +32,15 @@ import Glibc
         let server: WorkloadAPIServer
         let task: Task<Void, any Error>
 
-        static func start() async throws -> Endpoint {
-            let ca = try await CertificateAuthority(trustDomain: trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+        static func start(ca existing: CertificateAuthority? = nil, jwtMinter: (any JWTSVIDMinting)? = nil) async throws -> Endpoint {
+            let ca: CertificateAuthority
+            if let existing { ca = existing } else {
+                ca = try await CertificateAuthority(trustDomain: trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+            }
             let cache = WorkloadIdentityCache(bundle: await ca.bundle())
             let directory = try TemporaryDirectory(prefix: "writ-wl")
             let socket = directory.file("agent.sock").path
-            let service = WorkloadAPIService(cache: cache, attestor: UnixWorkloadAttestor(), logger: Logger(label: "test"))
+            let service = WorkloadAPIService(cache: cache, attestor: UnixWorkloadAttestor(), logger: Logger(label: "test"), jwtMinter: jwtMinter)
             let server = try WorkloadAPIServer(socketPath: socket, service: service)
             let listening = ManagedSignal()
             // Its own threads: other suites' blocking waits must not starve the server.

@@ -1,7 +1,6 @@
 import Foundation
 import SPIFFEBundle
 import SPIFFEIdentity
-import SPIFFEWorkloadAPI
 import Synchronization
 
 /// The X.509 identity of this workload, kept current: it follows the Workload API's
