@@ -217,6 +217,9 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     func currentIdentities(for selectors: Set<Selector>) async throws -> [WorkloadX509Identity] {
         let deadline = ContinuousClock.now + svidWait
         while true {
+            // A caller that went away (or a server shutting down) stops the wait: without this
+            // the cancelled waits below return at once and the loop would spin to the deadline.
+            try Task.checkCancellation()
             let generation = await cache.generation
             let lookup = await cache.lookup(selectors, at: now())
             guard lookup.matching > 0 else { throw Self.noIdentity }

@@ -105,7 +105,13 @@ struct AgentDebug: AsyncParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 let info = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-                for key in info.keys.sorted() { print("\(key.padding(toLength: 24, withPad: " ", startingAt: 0)): \(info[key]!)") }
+                for key in info.keys.sorted() {
+                    var value = "\(info[key]!)"
+                    // JSON booleans arrive as numbers: print the report's flags as words.
+                    if ["connected", "synced"].contains(key), let flag = info[key] as? Bool { value = flag ? "true" : "false" }
+                    if let list = info[key] as? [String] { value = list.isEmpty ? "-" : list.joined(separator: ", ") }
+                    print("\(key.padding(toLength: 24, withPad: " ", startingAt: 0)): \(value)")
+                }
             }
         }
     }
