@@ -237,7 +237,7 @@ let package = Package(
             name: "WritAgent",
             dependencies: [
                 "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEX509", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
-                "WritAgentAPI", "WritNodeAttestation", "WritConfig",
+                "WritAgentAPI", "WritNodeAttestation", "WritConfig", "WritCA",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -252,10 +252,8 @@ func propagation(_ options: Options, postgres: String, client: HTTPClient) async
     }
     stream.cancel()
     _ = try? await PostgresBackend.withBackend(url: admin) { try await $0.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
-    let sorted = latencies.sorted()
-    func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)] }
-    return ["samples": sorted.count, "p50_ms": percentile(0.50), "p99_ms": percentile(0.99), "max_ms": sorted.last ?? 0,
-            "mean_ms": sorted.reduce(0, +) / Double(max(1, sorted.count))]
+    let p = percentiles(latencies)
+    return ["samples": latencies.count, "p50_ms": p["p50"]!, "p99_ms": p["p99"]!, "max_ms": p["max"]!, "mean_ms": p["mean"]!]
 }
 
 let options: Options

@@ -47,7 +47,7 @@ public final class SPIFFETLSContext: Sendable {
     public static func peerID(of channel: any Channel) -> EventLoopFuture<SPIFFEID?> {
         channel.pipeline.handler(type: NIOSSLHandler.self).map { handler -> SPIFFEID? in
             guard let der = try? handler.peerCertificate?.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
-            return Self.uriSAN(parsed)
+            return X509SVIDVerifier.claimedID(parsed)
         }
     }
 
@@ -85,7 +85,7 @@ public final class SPIFFETLSContext: Sendable {
                 return
             }
             Task {
-                guard let leaf = chainDER.first.flatMap({ try? Certificate(derEncoded: $0) }), let claimed = Self.uriSAN(leaf),
+                guard let leaf = chainDER.first.flatMap({ try? Certificate(derEncoded: $0) }), let claimed = X509SVIDVerifier.claimedID(leaf),
                       let bundle = source.bundle(for: claimed.trustDomain) else {
                     promise.succeed(.failed)
                     return
@@ -98,13 +98,5 @@ public final class SPIFFETLSContext: Sendable {
                 }
             }
         }
-    }
-
-    static func uriSAN(_ certificate: Certificate) -> SPIFFEID? {
-        guard let names = try? certificate.extensions.subjectAlternativeNames else { return nil }
-        for name in names {
-            if case .uniformResourceIdentifier(let uri) = name { return try? SPIFFEID(parsing: uri) }
-        }
-        return nil
     }
 }

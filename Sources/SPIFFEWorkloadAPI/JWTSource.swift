@@ -28,11 +28,7 @@ public final class JWTSource: Sendable {
     public static func start(client: WorkloadAPIClient, timeout: Duration = .seconds(30)) async throws(WorkloadAPIError) -> JWTSource {
         let source = JWTSource(client: client)
         source.task.withLock { $0 = Task { await source.follow() } }
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if source.bundles != nil { return source }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        if await waitUntil(timeout: timeout, { source.bundles != nil }) { return source }
         source.close()
         throw source.state.withLock { $0.lastError } ?? WorkloadAPIError(.deadlineExceeded, "no JWT bundles from `\(client.socketPath)` within \(timeout)")
     }
@@ -58,7 +54,7 @@ public final class JWTSource: Sendable {
     /// Validates a JWT-SVID locally against the bundle of its subject's trust domain; the
     /// failed rule when it is not valid for `audience`.
     public func validate(_ token: String, audience: String, now: Date = Date()) async -> JWTSVIDValidation {
-        guard let payload = Self.payload(token), let subject = payload["sub"] as? String, let id = try? SPIFFEID(parsing: subject) else {
+        guard let payload = UnverifiedJWT.claims(token), let subject = payload["sub"] as? String, let id = try? SPIFFEID(parsing: subject) else {
             return .invalid(JWTSVIDError(.malformed, "the token's payload has no SPIFFE ID subject"))
         }
         guard let bundle = bundles?[id.trustDomain] else {
@@ -73,38 +69,21 @@ public final class JWTSource: Sendable {
     }
 
     private func follow() async {
-        var delay = Duration.milliseconds(100)
-        while !Task.isCancelled {
-            do {
-                try await client.watchJWTBundles { [self] bundles in
-                    state.withLock {
-                        $0.bundles = bundles
-                        $0.generation &+= 1
-                    }
-                    return !Task.isCancelled
+        await followStream({ [self] () async throws(WorkloadAPIError) in
+            try await client.watchJWTBundles { [self] bundles in
+                state.withLock {
+                    $0.bundles = bundles
+                    $0.generation &+= 1
                 }
-                delay = .milliseconds(100)
-            } catch {
-                state.withLock { $0.lastError = error }
+                return !Task.isCancelled
             }
-            try? await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
-        }
+        }, failed: { [self] error in state.withLock { $0.lastError = error } })
     }
 
     /// Half-way between `iat` and `exp` of an (unverified) token: when to fetch a new one.
     static func halfLife(_ token: String) -> Date? {
-        guard let payload = payload(token), let exp = (payload["exp"] as? NSNumber)?.doubleValue else { return nil }
+        guard let payload = UnverifiedJWT.claims(token), let exp = (payload["exp"] as? NSNumber)?.doubleValue else { return nil }
         let iat = (payload["iat"] as? NSNumber)?.doubleValue ?? Date().timeIntervalSince1970
         return Date(timeIntervalSince1970: iat + (exp - iat) / 2)
-    }
-
-    static func payload(_ token: String) -> [String: Any]? {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return nil }
-        var text = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while text.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text) else { return nil }
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 }

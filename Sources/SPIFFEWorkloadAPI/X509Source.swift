@@ -26,11 +26,7 @@ public final class X509Source: Sendable {
     public static func start(client: WorkloadAPIClient, timeout: Duration = .seconds(30)) async throws(WorkloadAPIError) -> X509Source {
         let source = X509Source(client: client)
         source.task.withLock { $0 = Task { await source.follow() } }
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if source.current != nil { return source }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        if await waitUntil(timeout: timeout, { source.current != nil }) { return source }
         source.close()
         throw source.state.withLock { $0.lastError } ?? WorkloadAPIError(.deadlineExceeded, "no X.509-SVID from `\(client.socketPath)` within \(timeout)")
     }
@@ -53,22 +49,14 @@ public final class X509Source: Sendable {
     }
 
     private func follow() async {
-        var delay = Duration.milliseconds(100)
-        while !Task.isCancelled {
-            do {
-                try await client.watchX509Contexts { [self] context in
-                    state.withLock {
-                        $0.context = context
-                        $0.generation &+= 1
-                    }
-                    return !Task.isCancelled
+        await followStream({ [self] () async throws(WorkloadAPIError) in
+            try await client.watchX509Contexts { [self] context in
+                state.withLock {
+                    $0.context = context
+                    $0.generation &+= 1
                 }
-                delay = .milliseconds(100)
-            } catch {
-                state.withLock { $0.lastError = error }
+                return !Task.isCancelled
             }
-            try? await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
-        }
+        }, failed: { [self] error in state.withLock { $0.lastError = error } })
     }
 }

@@ -127,6 +127,12 @@ public struct X509SVIDVerifier: Sendable {
         }
     }
 
+    /// The SPIFFE ID a leaf claims in its one URI SAN, before any verification (to pick the
+    /// bundle to verify it with); nil when it claims none or several.
+    public static func claimedID(_ leaf: Certificate) -> SPIFFEID? {
+        try? leafIdentity(leaf).get()
+    }
+
     // MARK: the SPIFFE rules, checked one by one so the failure names its rule
 
     static func leafIdentity(_ leaf: Certificate) -> Result<SPIFFEID, X509SVIDVerificationFailure> {

@@ -2,7 +2,9 @@ import Crypto
 import Foundation
 import SPIFFEBundle
 import SPIFFEIdentity
+import SPIFFEX509
 import SwiftASN1
+import WritCA
 import X509
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +25,7 @@ public struct AgentCredentials: Sendable {
         guard let first = chainDER.first, let leaf = try? Certificate(derEncoded: first) else {
             throw AgentError("the agent SVID chain is empty or not DER X.509")
         }
-        guard let id = ServerTrust.claimedID(leaf), !id.isRoot else { throw AgentError("the agent SVID carries no SPIFFE ID") }
+        guard let id = X509SVIDVerifier.claimedID(leaf), !id.isRoot else { throw AgentError("the agent SVID carries no SPIFFE ID") }
         guard leaf.publicKey == Certificate.PublicKey(key.publicKey) else { throw AgentError("the agent SVID does not carry the agent key") }
         self.id = id
         self.chainDER = chainDER
@@ -81,29 +83,12 @@ public struct AgentCredentials: Sendable {
     }
 }
 
-/// Files the agent writes: whole or not at all, with their mode from creation on.
+/// Files the agent writes: whole or not at all, with their mode from creation on
+/// (``AtomicFile``, shared with the CA's key files).
 enum AgentFiles {
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws(AgentError) {
-        let temporary = path + ".tmp-\(getpid())"
-        unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw AgentError("cannot write `\(path)`: \(String(cString: strerror(errno)))") }
-        var written = 0
-        while written < bytes.count {
-            let result = bytes.withUnsafeBytes { buffer in write(fd, buffer.baseAddress! + written, bytes.count - written) }
-            if result < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                unlink(temporary)
-                throw AgentError("cannot write `\(path)`: \(reason)")
-            }
-            written += result
-        }
-        guard fsync(fd) == 0, close(fd) == 0, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw AgentError("cannot write `\(path)`: \(reason)")
+        do { try AtomicFile.write(bytes, to: path, mode: mode) } catch {
+            throw AgentError("cannot write `\(path)`: \(error.message)")
         }
     }
 }

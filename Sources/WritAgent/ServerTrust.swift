@@ -64,15 +64,6 @@ public struct ServerTrust: Sendable {
         return nil
     }
 
-    /// The SPIFFE ID in a leaf's URI SAN, unverified (to pick the trust domain to verify in).
-    static func claimedID(_ leaf: Certificate) -> SPIFFEID? {
-        guard let names = try? leaf.extensions.subjectAlternativeNames else { return nil }
-        for name in names {
-            if case .uniformResourceIdentifier(let uri) = name { return try? SPIFFEID(parsing: uri) }
-        }
-        return nil
-    }
-
     /// What a successful check established.
     public struct Verified: Sendable {
         public let serverID: SPIFFEID
@@ -87,7 +78,7 @@ public struct ServerTrust: Sendable {
             guard let certificate = try? Certificate(derEncoded: der) else { throw AgentError("certificate \(index) the server presented is not DER X.509") }
             chain.append(certificate)
         }
-        guard let leaf = chain.first, let claimed = Self.claimedID(leaf) else { throw AgentError("the server presented no X.509-SVID") }
+        guard let leaf = chain.first, let claimed = X509SVIDVerifier.claimedID(leaf) else { throw AgentError("the server presented no X.509-SVID") }
         let domain = trustDomain ?? claimed.trustDomain
         guard claimed == (try? SPIFFEID(trustDomain: domain, path: "/writ/server")) else {
             throw AgentError("the server presented `\(claimed)`, not `spiffe://\(domain)/writ/server`")

@@ -120,7 +120,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let (token, audience) = (request.message.svid, request.message.audience)
         guard !audience.isEmpty else { throw RPCError(code: .invalidArgument, message: "audience must be specified") }
         guard !token.isEmpty else { throw RPCError(code: .invalidArgument, message: "svid must be specified") }
-        let payload = Self.unverifiedPayload(token)
+        let payload = UnverifiedJWT.claims(token)
         let own = await cache.bundle
         var bundle = own
         if let subject = payload?["sub"] as? String, let domain = try? TrustDomain(parsing: subject), domain != own.trustDomain {
@@ -135,25 +135,11 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         case .valid(let svid):
             var response = ValidateJWTSVIDResponse()
             response.spiffeID = svid.claims.subject.uri
-            if let json = Self.payloadJSON(token) {
+            if let json = UnverifiedJWT.payload(token) {
                 response.claims = (try? Google_Protobuf_Struct(jsonUTF8Data: json)) ?? Google_Protobuf_Struct()
             }
             return ServerResponse(message: response)
         }
-    }
-
-    /// The token's payload bytes (base64url-decoded), before any check: only to pick the bundle
-    /// and, once validated, to return the claims.
-    static func payloadJSON(_ token: String) -> Data? {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return nil }
-        var text = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while text.count % 4 != 0 { text += "=" }
-        return Data(base64Encoded: text)
-    }
-
-    static func unverifiedPayload(_ token: String) -> [String: Any]? {
-        payloadJSON(token).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
     }
 
     // MARK: WIT (answered once delegation exists)
@@ -210,25 +196,26 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
 
     static let noIdentity = RPCError(code: .permissionDenied, message: "no identity issued")
 
-    /// The caller's identities once every matching entry has a current SVID, waiting up to
+    /// The caller's lookup (identities and bundles) once every matching entry has a current SVID, waiting up to
     /// ``svidWait`` for the minter; after that, those that have one. No matching entry:
     /// PermissionDenied; matching entries but no current SVID at all (the server unreachable
     /// and the SVIDs expired): Unavailable.
-    func currentIdentities(for selectors: Set<Selector>) async throws -> [WorkloadX509Identity] {
+    func currentIdentities(for selectors: Set<Selector>) async throws -> WorkloadIdentityCache.Lookup {
         let deadline = ContinuousClock.now + svidWait
         while true {
             // A caller that went away (or a server shutting down) stops the wait: without this
             // the cancelled waits below return at once and the loop would spin to the deadline.
             try Task.checkCancellation()
-            let generation = await cache.generation
+            // One actor call: the identities, the bundles and the generation to wait past agree.
             let lookup = await cache.lookup(selectors, at: now())
+            let generation = lookup.generation
             guard lookup.matching > 0 else { throw Self.noIdentity }
-            if lookup.pending == 0 { return lookup.identities }
+            if lookup.pending == 0 { return lookup }
             if ContinuousClock.now >= deadline {
                 guard !lookup.identities.isEmpty else {
                     throw RPCError(code: .unavailable, message: "no current X.509-SVID for the caller's \(lookup.matching) identit\(lookup.matching == 1 ? "y" : "ies"): the agent could not get one from its server")
                 }
-                return lookup.identities
+                return lookup
             }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await cache.waitForChange(after: generation) }
@@ -240,10 +227,9 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
     }
 
     @Sendable func x509Response(for selectors: Set<Selector>) async throws -> X509SVIDResponse {
-        let identities = try await currentIdentities(for: selectors)
-        let bundle = await cache.bundle
-        let federated = await cache.federated
-        let bundleDER = Data(bundle.x509AuthoritiesDER())
+        let lookup = try await currentIdentities(for: selectors)
+        let (identities, federated) = (lookup.identities, lookup.federated)
+        let bundleDER = Data(lookup.bundle.x509AuthoritiesDER())
         var response = X509SVIDResponse()
         response.svids = identities.map { identity in
             var svid = X509SVID()

@@ -143,6 +143,10 @@ public actor WorkloadIdentityCache {
         public var pending: Int
         /// Matching entries, whatever their SVID.
         public var matching: Int
+        /// The cache's ``generation``, bundle and federated bundles at the same moment.
+        public var generation: UInt64
+        public var bundle: TrustBundle
+        public var federated: [TrustDomain: TrustBundle]
     }
 
     /// The entries whose selectors are all among `selectors`, ordered by creation time then id
@@ -151,7 +155,7 @@ public actor WorkloadIdentityCache {
     /// the minter.
     public func lookup(_ selectors: Set<Selector>, at now: Date) -> Lookup {
         let served = lookupEntries(selectors, at: now)
-        var lookup = Lookup(identities: [], pending: 0, matching: served.count)
+        var lookup = Lookup(identities: [], pending: 0, matching: served.count, generation: generation, bundle: bundle, federated: federated)
         var newDemand = false
         serveClock &+= 1
         for entry in served {

@@ -8,8 +8,9 @@ import Foundation
 /// Durable, atomic file replacement: write a temp file in the same directory (mode 0600),
 /// fsync it, rename it over the target, fsync the directory. A crash at any point leaves either
 /// the old file or the new one, never a mix.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(CAError) {
+public enum AtomicFile {
+    /// Replaces `path` with `bytes` (created with `mode`), durably and atomically.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(CAError) {
         let directory = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         let temp = "\(directory)/.\(name).tmp-\(UInt32.random(in: 0...UInt32.max))"

@@ -170,19 +170,7 @@ struct AgentSettings: ParsableArguments {
     }
 
     func resolved() throws -> ResolvedConfig {
-        var document: TOMLDocument?
-        let path = config ?? ProcessInfo.processInfo.environment["WRIT_CONFIG"]
-        if let path {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the config file `\(path)`") }
-            do { document = try TOMLDocument(parsing: String(decoding: data, as: UTF8.self)) } catch {
-                throw ValidationError("\(path): \(error)")
-            }
-        }
-        do {
-            return try AgentConfig.schema.resolve(file: document, environment: ProcessInfo.processInfo.environment, flags: flags)
-        } catch {
-            throw ValidationError(path.map { "\($0): \(error)" } ?? "\(error)")
-        }
+        try resolveConfig(AgentConfig.schema, file: config, flags: flags)
     }
 
     func options() throws -> AgentOptions {

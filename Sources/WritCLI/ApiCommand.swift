@@ -4,6 +4,7 @@ import SPIFFEBundle
 import SPIFFEIdentity
 import SPIFFEWorkloadAPI
 import SwiftASN1
+import WritConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,7 +52,7 @@ struct WorkloadOptions: ParsableArguments {
 
     var deadline: ContinuousClock.Instant {
         get throws {
-            guard let seconds = ConfigDurationText.seconds(timeout) else { throw ValidationError("--timeout `\(timeout)`: a duration such as 5s or 1m") }
+            guard let seconds = ConfigDuration.seconds(timeout) else { throw ValidationError("--timeout `\(timeout)`: a duration such as 5s or 1m") }
             return .now + .seconds(seconds)
         }
     }
@@ -80,20 +81,6 @@ struct WorkloadOptions: ParsableArguments {
     }
 }
 
-/// Durations as the CLI takes them (`90s`, `10m`, `1h`).
-enum ConfigDurationText {
-    static func seconds(_ text: String) -> Int? {
-        guard let unit = text.last, let number = Int(text.dropLast()), number >= 0 else { return Int(text) }
-        switch unit {
-        case "s": return number
-        case "m": return number * 60
-        case "h": return number * 3600
-        case "d": return number * 86400
-        default: return nil
-        }
-    }
-}
-
 struct FetchX509: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "x509",
@@ -111,12 +98,13 @@ struct FetchX509: AsyncParsableCommand {
         let client = try workload.client()
         let context = try await workload.retrying { () async throws(WorkloadAPIError) in try await client.fetchX509Context() }
         if let write {
-            try FileManager.default.createDirectory(atPath: write, withIntermediateDirectories: true)
-            for (index, svid) in context.svids.enumerated() {
-                let chain = svid.chainDER.map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString + "\n" }.joined()
-                try Self.write(chain, to: "\(write)/svid.\(index).pem", mode: 0o644)
-                try Self.write(PEMDocument(type: "PRIVATE KEY", derBytes: svid.privateKeyPKCS8).pemString + "\n", to: "\(write)/svid.\(index).key", mode: 0o600)
-                try Self.write(context.bundles[svid.id.trustDomain]?.x509AuthoritiesPEM() ?? "", to: "\(write)/bundle.\(index).pem", mode: 0o644)
+            try await runAdmin {
+                for (index, svid) in context.svids.enumerated() {
+                    try SVIDCommand.X509.write(directory: write, index: index,
+                                               chain: svid.chainDER.map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString + "\n" }.joined(),
+                                               key: PEMDocument(type: "PRIVATE KEY", derBytes: svid.privateKeyPKCS8).pemString + "\n",
+                                               bundle: context.bundles[svid.id.trustDomain]?.x509AuthoritiesPEM() ?? "")
+                }
             }
         }
         if output == .json {
@@ -133,18 +121,6 @@ struct FetchX509: AsyncParsableCommand {
                 print("Chain            : \(svid.chain.count) certificate(s)")
             }
             if let write { FileHandle.standardError.write(Data("wrote \(context.svids.count) SVID(s) to \(write)\n".utf8)) }
-        }
-    }
-
-    /// Writes a file created with `mode` from the start (a key is never readable by others).
-    static func write(_ text: String, to path: String, mode: mode_t) throws {
-        unlink(path)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw ValidationError("cannot write `\(path)`: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
-            throw ValidationError("cannot write `\(path)`: \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -82,16 +82,18 @@ struct SVIDCommand: AsyncParsableCommand {
             return serializer.serializedBytes
         }
 
-        static func write(directory: String, chain: String, key: String, bundle: String) throws {
+        /// Writes `svid.N.pem` (chain), `svid.N.key` (created 0600) and `bundle.N.pem` into
+        /// `directory` (created 0700 when missing) — the layout `writ api fetch x509 --write` uses too.
+        static func write(directory: String, index: Int = 0, chain: String, key: String, bundle: String) throws {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                try Data(chain.utf8).write(to: URL(fileURLWithPath: directory + "/svid.0.pem"), options: .atomic)
-                let keyPath = directory + "/svid.0.key"
+                try Data(chain.utf8).write(to: URL(fileURLWithPath: directory + "/svid.\(index).pem"), options: .atomic)
+                let keyPath = directory + "/svid.\(index).key"
                 try? FileManager.default.removeItem(atPath: keyPath)
                 guard FileManager.default.createFile(atPath: keyPath, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600]) else {
                     throw AdminFailure("cannot write `\(keyPath)`", exitCode: 1)
                 }
-                try Data(bundle.utf8).write(to: URL(fileURLWithPath: directory + "/bundle.0.pem"), options: .atomic)
+                try Data(bundle.utf8).write(to: URL(fileURLWithPath: directory + "/bundle.\(index).pem"), options: .atomic)
             } catch let failure as AdminFailure {
                 throw failure
             } catch {

@@ -155,24 +155,31 @@ struct ServerSettings: ParsableArguments {
     /// Flag > environment > file > default, with problems reported as usage errors naming the
     /// file and line.
     func resolved() throws -> ResolvedConfig {
-        var document: TOMLDocument?
-        let path = config ?? ProcessInfo.processInfo.environment["WRIT_CONFIG"]
-        if let path {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the config file `\(path)`") }
-            do { document = try TOMLDocument(parsing: String(decoding: data, as: UTF8.self)) } catch {
-                throw ValidationError("\(path): \(error)")
-            }
-        }
-        do {
-            return try ServerConfig.schema.resolve(file: document, environment: ProcessInfo.processInfo.environment, flags: flags)
-        } catch {
-            throw ValidationError(path.map { "\($0): \(error)" } ?? "\(error)")
-        }
+        try resolveConfig(ServerConfig.schema, file: config, flags: flags)
     }
 
     func options() throws -> ServerOptions {
         do { return try ServerConfig.options(from: try resolved()) } catch let error as ConfigError {
             throw ValidationError(error.description)
         }
+    }
+}
+
+/// Resolves `schema` from `flags`, the environment and the TOML file at `file` (or
+/// `WRIT_CONFIG`): flag > environment > file > default, problems as usage errors naming the file
+/// and line.
+func resolveConfig(_ schema: ConfigSchema, file: String?, flags: [String: TOMLValue]) throws -> ResolvedConfig {
+    var document: TOMLDocument?
+    let path = file ?? ProcessInfo.processInfo.environment["WRIT_CONFIG"]
+    if let path {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the config file `\(path)`") }
+        do { document = try TOMLDocument(parsing: String(decoding: data, as: UTF8.self)) } catch {
+            throw ValidationError("\(path): \(error)")
+        }
+    }
+    do {
+        return try schema.resolve(file: document, environment: ProcessInfo.processInfo.environment, flags: flags)
+    } catch {
+        throw ValidationError(path.map { "\($0): \(error)" } ?? "\(error)")
     }
 }

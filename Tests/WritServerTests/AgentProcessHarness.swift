@@ -120,10 +120,7 @@ final class AgentProcessHarness: @unchecked Sendable {
 
     /// `GET` on the agent's HTTP listener.
     func httpGet(_ path: String) throws -> (Int, String) {
-        let address = ready["http_listen"] as? String ?? ""
-        let result = try ProcessRunner.run(try TestEnvironment.tool("curl"), ["-s", "-o", "-", "-w", "\n%{http_code}", "http://\(address)\(path)"])
-        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
+        try curlGet(ready["http_listen"] as? String ?? "", path)
     }
 
     /// Polls `condition` every 100 ms until it holds or `timeout` passes.

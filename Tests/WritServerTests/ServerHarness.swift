@@ -95,10 +95,7 @@ final class ServerHarness: @unchecked Sendable {
 
     /// GET on the HTTP listener (health and metrics) with curl; returns (status, body).
     func httpGet(_ path: String) throws -> (Int, String) {
-        let address = ready["http_listen"] as? String ?? ""
-        let result = try ProcessRunner.run(try TestEnvironment.tool("curl"), ["-s", "-o", "-", "-w", "\n%{http_code}", "http://\(address)\(path)"])
-        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
+        try curlGet(ready["http_listen"] as? String ?? "", path)
     }
 
     var serverLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
@@ -151,4 +148,11 @@ final class ServerHarness: @unchecked Sendable {
 /// Decodes the JSON object a `writ … --output json` printed.
 func jsonObject(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}
+
+/// GET `http://<address><path>` with curl; returns (status, body).
+func curlGet(_ address: String, _ path: String) throws -> (Int, String) {
+    let result = try ProcessRunner.run(try TestEnvironment.tool("curl"), ["-s", "-o", "-", "-w", "\n%{http_code}", "http://\(address)\(path)"])
+    let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+    return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
 }
