@@ -2,7 +2,8 @@
 //
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
-//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS
+//   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS,
+//                  GRPCServerReflection
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
@@ -137,6 +138,18 @@ let package = Package(
             ]
         ),
 
+        // gRPC server reflection (grpc.reflection.v1 and v1alpha) over a catalog of file
+        // descriptors; types generated from the verbatim proto/grpc/reflection/v1/reflection.proto
+        // by scripts/generate-protos (committed; never edited by hand).
+        .target(
+            name: "GRPCServerReflection",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+
         // The Swift SDK's Workload API client and sources: fetch and watch X.509-SVIDs, JWT-SVIDs
         // and bundles, validate JWT-SVIDs, against any SPIFFE Workload API (imports no Writ module).
         .target(
@@ -237,7 +250,7 @@ let package = Package(
             name: "WritAgent",
             dependencies: [
                 "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEJWT", "SPIFFEX509", "SPIFFEWorkloadProto", "WritModel", "WritWorkloadAttestation",
-                "WritAgentAPI", "WritNodeAttestation", "WritConfig", "WritCA",
+                "WritAgentAPI", "WritNodeAttestation", "WritConfig", "WritCA", "GRPCServerReflection",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -316,6 +329,12 @@ let package = Package(
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
+        .testTarget(
+            name: "GRPCServerReflectionTests",
+            dependencies: ["GRPCServerReflection", "SPIFFEWorkloadProto",
+                           .product(name: "GRPCCore", package: "grpc-swift-2"),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .testTarget(
             name: "SPIFFEWorkloadProtoTests",
             dependencies: ["SPIFFEWorkloadProto",

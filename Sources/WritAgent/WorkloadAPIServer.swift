@@ -1,9 +1,11 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import GRPCServerReflection
 import Logging
 import NIOCore
 import NIOPosix
+import SPIFFEWorkloadProto
 import WritAgentAPI
 import Synchronization
 import WritWorkloadAttestation
@@ -14,7 +16,9 @@ import Glibc
 /// Serves the Workload API on a Unix socket: the socket is created (replacing a stale one),
 /// made connectable by every local user (attestation, not file permissions, decides who gets
 /// what), and each stream is stamped with its caller's kernel credentials. `grpc.health.v1`
-/// answers beside the Workload API (no attestation: it reveals nothing). The listen backlog
+/// and gRPC server reflection (v1 and v1alpha, describing the Workload API, health and
+/// reflection itself) answer beside the Workload API without attestation: they reveal only
+/// what the published protos already say. The listen backlog
 /// is deep (4,096) so that a burst of clients that connect and vanish cannot crowd out a
 /// well-behaved one.
 public struct WorkloadAPIServer: Sendable {
@@ -35,8 +39,9 @@ public struct WorkloadAPIServer: Sendable {
         let listening = ListeningSignal()
         self.listening = listening
         let factory = UnixListenerFactory(path: socketPath, backlog: Self.backlog, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, onBound: listening.fire)
+        let reflection = try ServerReflectionService(describing: [SPIFFEWorkloadFileDescriptors.fileDescriptorSet, HealthFileDescriptors.fileDescriptorSet])
         server = GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: factory, config: config),
-                            services: [service, HealthService(services: ["SpiffeWorkloadAPI"])])
+                            services: [service, HealthService(services: ["SpiffeWorkloadAPI"]), reflection])
     }
 
     /// Runs until cancelled or ``shutDown()``; `onListening` is called once the socket accepts.

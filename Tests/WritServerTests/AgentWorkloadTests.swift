@@ -7,7 +7,7 @@ import WritTestSupport
 
 /// Issue 4's acceptance tests on the Workload API of a real agent process: rotation reaching
 /// watchers in other processes, isolation between concurrent workloads, callers that vanish
-/// mid-attestation, and bad input that must not disturb anyone else.
+/// mid-attestation, bad input that must not disturb anyone else, and server reflection.
 @Suite(.serialized) struct AgentWorkloadTests {
     static func lines(_ file: URL) -> [[String: Any]] {
         ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").map { jsonObject(String($0)) }
@@ -163,6 +163,57 @@ import WritTestSupport
         #expect(settled, "open files: \(baseline) before, \(now) after 1,000 vanished clients")
         print("agent open files: \(baseline) before, \(now) after 1,000 vanished clients")
         #expect(try agent.writ(["agent", "healthcheck"]).status == 0)
+    }
+
+    /// Server reflection on the Workload API socket, driven by grpcio-reflection and a generic
+    /// client that imports no Workload API stubs (as grpcurl works): it lists the services,
+    /// resolves SpiffeWorkloadAPI and grpc.health.v1.Health with their imports into a descriptor
+    /// pool, calls FetchX509SVID and Health/Check with message classes built from those
+    /// descriptors, and speaks grpc.reflection.v1 on one stream (imports sent once, unknown
+    /// symbols NOT_FOUND, an empty request INVALID_ARGUMENT, the stream going on after errors).
+    @Test func reflectionDescribesTheWorkloadAPIToAGenericClient() async throws {
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        let agent = try await AgentProcessHarness.start(server: server)
+        defer { Task { await agent.stop() } }
+        let id = "spiffe://example.org/svc/reflected"
+        try AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(geteuid())")
+        #expect(try await AgentProcessHarness.eventually(.seconds(30)) { try await agent.client(["fetch-loop", agent.socket, "1"]).status == 0 })
+
+        let run = try await ProcessRunner.runDetached(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("reflection_client.py"), agent.socket])
+        try #require(run.status == 0, "\(run.summary)")
+        let seen = jsonObject(run.stdout)
+        #expect(seen["services"] as? [String] == ["SpiffeWorkloadAPI", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"], "\(run.stdout)")
+        #expect(seen["workload_file"] as? String == "spiffe/workload/workload.proto")
+        #expect(seen["workload_imports"] as? [String] == ["google/protobuf/struct.proto"])
+        #expect(seen["health_file"] as? String == "grpc/health/v1/health.proto")
+        let methods = seen["methods"] as? [String: [String: Any]] ?? [:]
+        let expected: [(String, String, String, Bool)] = [
+            ("FetchX509SVID", "X509SVIDRequest", "X509SVIDResponse", true),
+            ("FetchX509Bundles", "X509BundlesRequest", "X509BundlesResponse", true),
+            ("FetchJWTSVID", "JWTSVIDRequest", "JWTSVIDResponse", false),
+            ("FetchJWTBundles", "JWTBundlesRequest", "JWTBundlesResponse", true),
+            ("ValidateJWTSVID", "ValidateJWTSVIDRequest", "ValidateJWTSVIDResponse", false),
+            ("FetchWITSVID", "WITSVIDRequest", "WITSVIDResponse", true),
+            ("FetchWITBundles", "WITBundlesRequest", "WITBundlesResponse", true),
+        ]
+        #expect(Set(methods.keys) == Set(expected.map(\.0)), "\(methods.keys.sorted())")
+        for (name, input, output, streaming) in expected {
+            let method = methods[name] ?? [:]
+            #expect(method["input"] as? String == input && method["output"] as? String == output, "\(name): \(method)")
+            #expect(method["server_streaming"] as? Bool == streaming && method["client_streaming"] as? Bool == false, "\(name): \(method)")
+        }
+        let svids = seen["svids"] as? [[String: Any]] ?? []
+        #expect(svids.count == 1 && svids.first?["spiffe_id"] as? String == id && svids.first?["uri_san"] as? [String] == [id], "\(svids)")
+        #expect(seen["health"] as? String == "SERVING")
+
+        let v1 = seen["v1"] as? [[String: Any]] ?? []
+        try #require(v1.count == 5, "one answer per request, in order: \(v1)")
+        #expect(v1[0]["files"] as? [String] == ["spiffe/workload/workload.proto", "google/protobuf/struct.proto"] && v1[0]["host"] as? String == "writ-test", "\(v1[0])")
+        #expect(v1[1]["files"] as? [String] == ["spiffe/workload/workload.proto"], "imports already sent on the stream are not repeated: \(v1[1])")
+        #expect(v1[2]["error_code"] as? Int == 5 && v1[2]["message"] as? String == "no file declares the symbol `no.such.Symbol`", "\(v1[2])")
+        #expect(v1[3]["error_code"] as? Int == 3, "\(v1[3])")
+        #expect(v1[4]["files"] as? [String] == ["google/protobuf/struct.proto"], "\(v1[4])")
     }
 
     /// A connected Unix socket to `path` (or -1).
