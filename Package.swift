@@ -3,7 +3,7 @@
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
 //   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS,
-//                  GRPCServerReflection
+//                  GRPCServerReflection, CedarCore, CedarParser, CedarValidator (the Cedar policy language)
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
@@ -137,6 +137,13 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+
+        // The Cedar policy language (cedarpolicy.com), written for Writ: values, entities, the
+        // evaluator and authorizer, JSON formats (CedarCore); policy text (CedarParser); schemas,
+        // schema-based JSON and validation (CedarValidator). No dependencies beyond the stdlib.
+        .target(name: "CedarCore"),
+        .target(name: "CedarParser", dependencies: ["CedarCore"]),
+        .target(name: "CedarValidator", dependencies: ["CedarCore", "CedarParser"]),
 
         // gRPC server reflection (grpc.reflection.v1 and v1alpha) over a catalog of file
         // descriptors; types generated from the verbatim proto/grpc/reflection/v1/reflection.proto
@@ -329,6 +336,9 @@ let package = Package(
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
+        .testTarget(name: "CedarCoreTests", dependencies: ["CedarCore", "CedarParser"]),
+        // Cedar's own integration tests (../shared/cedar-conformance, unpacked into .build).
+        .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator"]),
         .testTarget(
             name: "GRPCServerReflectionTests",
             dependencies: ["GRPCServerReflection", "SPIFFEWorkloadProto",

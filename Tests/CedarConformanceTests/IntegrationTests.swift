@@ -1,0 +1,22 @@
+import Foundation
+import Testing
+
+/// Cedar's own integration tests, every one of them, with no skip list: each request's
+/// decision, reason set and error set must equal what Rust Cedar answered.
+@Suite struct CedarIntegrationTests {
+    @Test func everyIntegrationTestAgreesWithCedar() throws {
+        let files = try IntegrationCorpus.testFiles()
+        #expect(files.count == IntegrationCorpus.handWrittenCount + IntegrationCorpus.generatedCount,
+                "expected exactly \(IntegrationCorpus.handWrittenCount) + \(IntegrationCorpus.generatedCount) tests, found \(files.count)")
+        var mismatches: [String] = []
+        var requests = 0
+        for (file, base) in files {
+            let test = try IntegrationTest(file: file, base: base)
+            requests += test.requests.count
+            mismatches.append(contentsOf: test.run())
+        }
+        print("Cedar integration tests: \(files.count) tests, \(requests) requests, \(mismatches.count) disagreements")
+        for line in mismatches.prefix(40) { print("  " + line) }
+        #expect(mismatches.isEmpty, "\(mismatches.count) disagreements with Cedar; first: \(mismatches.first ?? "")")
+    }
+}
