@@ -240,7 +240,7 @@ let package = Package(
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI", "CedarCore", "CedarParser", "CedarValidator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -338,7 +338,7 @@ let package = Package(
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
         .testTarget(name: "CedarCoreTests", dependencies: ["CedarCore", "CedarParser"]),
         // Cedar's own integration tests (../shared/cedar-conformance, unpacked into .build).
-        .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator"]),
+        .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator", "WritTestSupport"]),
         .testTarget(
             name: "GRPCServerReflectionTests",
             dependencies: ["GRPCServerReflection", "SPIFFEWorkloadProto",

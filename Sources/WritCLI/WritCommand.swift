@@ -16,13 +16,14 @@ public struct WritCommand: AsyncParsableCommand {
               writ agent run    run the node agent (the SPIFFE Workload API for this machine)
               writ entry …      manage registration entries (talks to the server's admin socket)
               writ api …        fetch this process's identity from the local agent
+              writ policy …     decide requests against Cedar policies
               writ version      print the version and the standards Writ implements
 
             Exit codes: 0 ok, 1 failure, 2 negative answer, 3 not found, 4 conflict,
             5 not authorized, 64 usage error, 69 server unreachable.
             """,
         version: WritVersion.string,
-        subcommands: [ServerCommand.self, EntryCommand.self, AgentCommand.self, TokenCommand.self, BundleCommand.self, AuthorityCommand.self, SVIDCommand.self, ApiCommand.self, DatastoreCommand.self, HealthcheckCommand.self, ConfigCommand.self, DevCommand.self, VersionCommand.self]
+        subcommands: [ServerCommand.self, EntryCommand.self, AgentCommand.self, TokenCommand.self, BundleCommand.self, AuthorityCommand.self, SVIDCommand.self, ApiCommand.self, PolicyCommand.self, DatastoreCommand.self, HealthcheckCommand.self, ConfigCommand.self, DevCommand.self, VersionCommand.self]
     )
 
     public init() {}

@@ -1,0 +1,272 @@
+import ArgumentParser
+import CedarCore
+import CedarParser
+import CedarValidator
+import Foundation
+
+/// `writ policy …`: Cedar policies, with the Cedar CLI's commands and exit codes.
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Decide requests against Cedar policies (the Cedar language, cedarpolicy.com).",
+        discussion: """
+            Writ's own Cedar engine, written to Rust Cedar 4.12's semantics. The commands mirror the \
+            Cedar CLI, so `writ policy authorize` takes the same files and prints the same answers.
+            """,
+        subcommands: [Authorize.self]
+    )
+
+    /// A failure of a `writ policy` command: the message (already formatted, possibly several
+    /// lines) and the exit code.
+    struct Failure: Error {
+        let message: String
+        let exitCode: Int32
+    }
+
+    struct Authorize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decide one request, or a file of requests, against policies and entities.",
+            discussion: """
+                One request: prints ALLOW or DENY, the policies that determined it, and the policies that \
+                could not be evaluated with why. Exit codes: 0 allow, 2 deny, 1 error (a file that does not \
+                parse or cannot be read, a request that does not conform to --schema).
+
+                Batch (--requests FILE.jsonl): one JSON request per line in the shape of Cedar's integration \
+                tests, {"principal": {"type": "User", "id": "alice"}, "action": {…}, "resource": {…}, \
+                "context": {…}}; one JSON decision per line out, in order: {"decision": "allow"|"deny", \
+                "reason": [policy ids], "errors": [policy ids], "diagnostics": {"errors": [{"policy": id, \
+                "message": …}]}}. A line that cannot be read yields {"error": "…"} in its place; exit 0 when \
+                every line was decided.
+
+                Policy ids are positional (policy0, policy1, … in file order; annotations do not rename \
+                policies) and template links use their link id.
+
+                Example:
+                  writ policy authorize --policies policies.cedar --entities entities.json \\
+                    --principal 'User::"alice"' --action 'Action::"view"' --resource 'Photo::"vacation.jpg"'
+                """)
+
+        @Option(help: ArgumentHelp("Policies in Cedar syntax.", valueName: "file")) var policies: String
+        @Option(help: ArgumentHelp("Entities as Cedar JSON (an array of {uid, attrs, parents, tags}).", valueName: "file")) var entities: String
+        @Option(help: ArgumentHelp("A Cedar schema (.cedarschema): entities and context are read with its types and requests must conform.", valueName: "file")) var schema: String?
+        @Option(name: .customLong("template-linked"), help: ArgumentHelp("Template links: [{\"template_id\": …, \"link_id\": …, \"args\": {\"?principal\": \"User::\\\"a\\\"\"}}].", valueName: "file")) var templateLinked: String?
+        @Option(help: ArgumentHelp("The principal, e.g. 'User::\"alice\"'.", valueName: "entity")) var principal: String?
+        @Option(help: ArgumentHelp("The action, e.g. 'Action::\"view\"'.", valueName: "entity")) var action: String?
+        @Option(help: ArgumentHelp("The resource, e.g. 'Photo::\"a.jpg\"'.", valueName: "entity")) var resource: String?
+        @Option(help: ArgumentHelp("The request context: a JSON object.", valueName: "file")) var context: String?
+        @Option(help: ArgumentHelp("A file of requests, one JSON object per line (batch mode).", valueName: "file")) var requests: String?
+        @Option(help: ArgumentHelp("text (default) or json.", valueName: "format")) var output: OutputFormat = .text
+
+        func validate() throws {
+            if requests == nil {
+                guard principal != nil, action != nil, resource != nil else {
+                    throw ValidationError("give --principal, --action and --resource, or --requests FILE")
+                }
+            } else if principal != nil || action != nil || resource != nil || context != nil {
+                throw ValidationError("--requests cannot be combined with --principal, --action, --resource or --context")
+            }
+        }
+
+        func run() throws {
+            do {
+                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked)
+                if let requests {
+                    try loaded.runBatch(path: requests)
+                    return
+                }
+                let request = try loaded.request(principal: principal!, action: action!, resource: resource!, contextPath: context)
+                let response = loaded.decide(request)
+                switch output {
+                case .json: print(PolicyInputs.json(response).text)
+                case .text:
+                    print(response.decision == .allow ? "ALLOW" : "DENY")
+                    if !response.reasons.isEmpty { print("determining policies: " + response.reasons.sorted().joined(separator: ", ")) }
+                    if !response.errors.isEmpty {
+                        print("errors:")
+                        for error in response.errors { print("  \(error.policyID): \(error.error.message)") }
+                    }
+                }
+                if response.decision == .deny { throw ExitCode(2) }
+            } catch let failure as Failure {
+                var stderr = StandardError()
+                print(failure.message, to: &stderr)
+                throw ExitCode(failure.exitCode)
+            }
+        }
+    }
+
+    enum OutputFormat: String, ExpressibleByArgument, Sendable {
+        case text, json
+    }
+}
+
+/// The files `writ policy` commands read, parsed, with errors formatted like a compiler's.
+struct PolicyInputs {
+    let policySet: PolicySet
+    let store: Entities
+    let schema: Schema?
+
+    init(policies path: String, entities entitiesPath: String, schema schemaPath: String?, templateLinked: String?) throws(PolicyCommand.Failure) {
+        let text = try Self.read(path)
+        var set = PolicySet()
+        do {
+            for (index, policy) in try CedarParser.policies(text).enumerated() {
+                try? set.add(policy, id: "policy\(index)")
+            }
+        } catch {
+            throw PolicyCommand.Failure(message: "\(path):\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
+        }
+        if let templateLinked { try Self.link(&set, path: templateLinked) }
+        policySet = set
+        if let schemaPath {
+            do {
+                schema = try CedarSchemaParser.parse(try Self.read(schemaPath))
+            } catch let error as SchemaError {
+                let where_ = error.position.map { "\(schemaPath):\($0): " } ?? "\(schemaPath): "
+                throw PolicyCommand.Failure(message: "\(where_)error: \(error.message)" + (error.snippet.map { "\n" + $0 } ?? ""), exitCode: 1)
+            } catch let error as PolicyCommand.Failure {
+                throw error
+            } catch {
+                throw PolicyCommand.Failure(message: "\(schemaPath): error: \(error)", exitCode: 1)
+            }
+        } else {
+            schema = nil
+        }
+        let json = try Self.json(entitiesPath)
+        do throws(EntitiesError) {
+            let list: [Entity]
+            if let schema { list = try SchemaJSON(schema: schema).entities(json) } else { list = try CedarJSON.entities(json) }
+            store = try Entities(list)
+        } catch {
+            throw PolicyCommand.Failure(message: "\(entitiesPath): error: \(error.message)", exitCode: 1)
+        }
+    }
+
+    static func read(_ path: String) throws(PolicyCommand.Failure) -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw PolicyCommand.Failure(message: "\(path): error: cannot read the file (\(error.localizedDescription))", exitCode: 1)
+        }
+    }
+
+    static func json(_ path: String) throws(PolicyCommand.Failure) -> JSONValue {
+        let text = try read(path)
+        do {
+            return try JSONParser.parse(text)
+        } catch {
+            throw PolicyCommand.Failure(message: "\(path): error: not valid JSON: \(error)", exitCode: 1)
+        }
+    }
+
+    /// Template links in the Cedar CLI's format.
+    static func link(_ set: inout PolicySet, path: String) throws(PolicyCommand.Failure) {
+        guard case .array(let links) = try json(path) else {
+            throw PolicyCommand.Failure(message: "\(path): error: expected a JSON array of template links", exitCode: 1)
+        }
+        for (index, link) in links.enumerated() {
+            guard case .string(let template)? = link["template_id"], case .string(let id)? = link["link_id"], case .object(let args)? = link["args"] else {
+                throw PolicyCommand.Failure(message: "\(path): error: link \(index) needs template_id, link_id and args", exitCode: 1)
+            }
+            var values: [Slot: EntityUID] = [:]
+            for arg in args {
+                guard let slot = Slot(rawValue: arg.key) else {
+                    throw PolicyCommand.Failure(message: "\(path): error: link \(index): `\(arg.key)` is not a slot (?principal or ?resource)", exitCode: 1)
+                }
+                do {
+                    if case .string(let text) = arg.value { values[slot] = try CedarParser.entityUID(text) }
+                    else { values[slot] = try CedarJSON.entityUID(arg.value, at: "args.\(arg.key)") }
+                } catch {
+                    throw PolicyCommand.Failure(message: "\(path): error: link \(index): \(arg.key): \(error)", exitCode: 1)
+                }
+            }
+            do {
+                try set.link(template: template, id: id, values: values)
+            } catch {
+                throw PolicyCommand.Failure(message: "\(path): error: link \(index): \(error.message)", exitCode: 1)
+            }
+        }
+    }
+
+    func context(_ json: JSONValue?, action: EntityUID) throws(EntitiesError) -> [CedarString: Value] {
+        if let schema { return try SchemaJSON(schema: schema).context(json, action: action) }
+        return try CedarJSON.context(json)
+    }
+
+    func request(principal: String, action: String, resource: String, contextPath: String?) throws(PolicyCommand.Failure) -> Request {
+        func uid(_ text: String, _ flag: String) throws(PolicyCommand.Failure) -> EntityUID {
+            do {
+                return try CedarParser.entityUID(text)
+            } catch {
+                throw PolicyCommand.Failure(message: "\(flag): error: `\(text)` is not an entity reference like 'User::\"alice\"': \(error.message)", exitCode: 1)
+            }
+        }
+        let actionUID = try uid(action, "--action")
+        let contextJSON = try contextPath.map { (path) throws(PolicyCommand.Failure) -> JSONValue in try Self.json(path) }
+        let request: Request
+        do {
+            request = Request(principal: try uid(principal, "--principal"), action: actionUID, resource: try uid(resource, "--resource"),
+                              context: try context(contextJSON, action: actionUID))
+        } catch let error as PolicyCommand.Failure {
+            throw error
+        } catch {
+            throw PolicyCommand.Failure(message: "--context: error: \(error)", exitCode: 1)
+        }
+        if let schema, let problem = SchemaJSON(schema: schema).requestError(request) {
+            throw PolicyCommand.Failure(message: "error: the request does not conform to the schema: \(problem)", exitCode: 1)
+        }
+        return request
+    }
+
+    func decide(_ request: Request) -> AuthorizationResponse {
+        Authorizer().isAuthorized(request, entities: store, policies: policySet)
+    }
+
+    /// A request line in the integration tests' shape, decided; or why it could not be.
+    func decide(line: String) -> JSONValue {
+        do {
+            let json = try JSONParser.parse(line)
+            guard case .object = json else { return .object([("error", .string("a request must be a JSON object"))]) }
+            guard let principal = json["principal"], let action = json["action"], let resource = json["resource"] else {
+                return .object([("error", .string("a request needs principal, action and resource"))])
+            }
+            let actionUID = try CedarJSON.entityUID(action, at: "action")
+            let request = Request(principal: try CedarJSON.entityUID(principal, at: "principal"), action: actionUID,
+                                  resource: try CedarJSON.entityUID(resource, at: "resource"), context: try context(json["context"], action: actionUID))
+            if let schema, let problem = SchemaJSON(schema: schema).requestError(request) {
+                return .object([("error", .string("the request does not conform to the schema: \(problem)"))])
+            }
+            return Self.json(decide(request))
+        } catch let error as JSONError {
+            return .object([("error", .string("not valid JSON: \(error)"))])
+        } catch let error as EntitiesError {
+            return .object([("error", .string(error.message))])
+        } catch {
+            return .object([("error", .string("\(error)"))])
+        }
+    }
+
+    func runBatch(path: String) throws(PolicyCommand.Failure) {
+        let text = try Self.read(path)
+        var out = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) where !line.allSatisfy(\.isWhitespace) {
+            out += decide(line: String(line)).text + "\n"
+            if out.utf8.count > 1 << 16 {
+                FileHandle.standardOutput.write(Data(out.utf8))
+                out = ""
+            }
+        }
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+
+    /// A decision in the integration tests' JSON shape, with messages under `diagnostics`.
+    static func json(_ response: AuthorizationResponse) -> JSONValue {
+        let errors = response.errors.sorted { $0.policyID < $1.policyID }
+        return .object([
+            ("decision", .string(response.decision.rawValue)),
+            ("reason", .array(response.reasons.sorted().map { .string($0) })),
+            ("errors", .array(errors.map { .string($0.policyID) })),
+            ("diagnostics", .object([("errors", .array(errors.map { .object([("policy", .string($0.policyID)), ("message", .string($0.error.message))]) }))])),
+        ])
+    }
+}

@@ -1,0 +1,126 @@
+import CedarCore
+import Foundation
+import Testing
+import WritTestSupport
+
+/// `writ policy authorize` as a process: Cedar's hand-written integration tests in batch mode
+/// (entities and contexts read with their schemas), one request with its exit code, and the
+/// errors a user sees.
+@Suite struct PolicyCLITests {
+    static func writ(_ arguments: [String]) throws -> ProcessRunner.Result {
+        try ProcessRunner.run(try TestEnvironment.executable("writ"), ["policy", "authorize"] + arguments)
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("writ-policy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func batchModeAnswersCedarsHandWrittenTests() throws {
+        let data = try IntegrationCorpus.dataRoot()
+        let files = try IntegrationCorpus.testFiles().filter { !$0.file.path.contains("corpus-tests") }
+        #expect(files.count == IntegrationCorpus.handWrittenCount)
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (file, _) in files {
+            let test = try JSONParser.parse(Array(try Data(contentsOf: file)))
+            guard case .array(let requests)? = test["requests"], case .string(let policies)? = test["policies"],
+                  case .string(let entities)? = test["entities"], case .string(let schema)? = test["schema"] else {
+                Issue.record("\(file.lastPathComponent): unexpected shape")
+                continue
+            }
+            var lines = ""
+            for request in requests {
+                var fields: [(key: String, value: JSONValue)] = []
+                for key in ["principal", "action", "resource", "context"] { if let value = request[key] { fields.append((key, value)) } }
+                lines += JSONValue.object(fields).text + "\n"
+            }
+            lines += "{\"principal\": 1}\n"
+            let requestsFile = directory.appendingPathComponent("requests.jsonl")
+            try lines.write(to: requestsFile, atomically: true, encoding: .utf8)
+            let run = try Self.writ(["--policies", data.appendingPathComponent(policies).path, "--entities", data.appendingPathComponent(entities).path,
+                                     "--schema", data.appendingPathComponent(schema).path, "--requests", requestsFile.path])
+            #expect(run.status == 0, "\(file.lastPathComponent): \(run.summary)")
+            let answers = run.stdout.split(separator: "\n").map { try? JSONParser.parse(String($0)) }
+            #expect(answers.count == requests.count + 1, "\(file.lastPathComponent): \(run.stdout)")
+            for (index, request) in requests.enumerated() where index < answers.count {
+                let answer = answers[index]
+                #expect(answer?["decision"] == request["decision"], "\(file.lastPathComponent) #\(index): \(String(describing: answer?.text))")
+                for key in ["reason", "errors"] {
+                    guard case .array(let got)? = answer?[key], case .array(let want)? = request[key] else {
+                        Issue.record("\(file.lastPathComponent) #\(index): no `\(key)`")
+                        continue
+                    }
+                    #expect(Set(got.map(\.text)) == Set(want.map(\.text)), "\(file.lastPathComponent) #\(index) \(key)")
+                }
+            }
+            if case .string(let message)? = answers.last??["error"] {
+                #expect(message.contains("principal"), "\(message)")
+            } else {
+                Issue.record("\(file.lastPathComponent): a bad line must yield {\"error\": …} in its place: \(run.stdout)")
+            }
+        }
+    }
+
+    @Test func oneRequestPrintsTheDecisionAndExitsWithIt() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let policies = directory.appendingPathComponent("p.cedar"), entities = directory.appendingPathComponent("e.json")
+        try """
+            permit(principal in Group::"staff", action == Action::"read", resource) when { resource.public || context.mfa };
+            forbid(principal, action, resource) when { principal.suspended };
+            permit(principal == ?principal, action, resource in ?resource);
+            """.write(to: policies, atomically: true, encoding: .utf8)
+        try """
+            [{"uid": {"type": "User", "id": "alice"}, "attrs": {"suspended": false}, "parents": [{"type": "Group", "id": "staff"}]},
+             {"uid": {"type": "User", "id": "bob"}, "attrs": {}, "parents": []},
+             {"uid": {"type": "Doc", "id": "d"}, "attrs": {"public": false}, "parents": [{"type": "Folder", "id": "f"}]}]
+            """.write(to: entities, atomically: true, encoding: .utf8)
+        let context = directory.appendingPathComponent("c.json")
+        try #"{"mfa": true}"#.write(to: context, atomically: true, encoding: .utf8)
+        let base = ["--policies", policies.path, "--entities", entities.path, "--action", #"Action::"read""#, "--resource", #"Doc::"d""#]
+
+        let allowed = try Self.writ(base + ["--principal", #"User::"alice""#, "--context", context.path])
+        #expect(allowed.status == 0 && allowed.stdout == "ALLOW\ndetermining policies: policy0\n", "\(allowed.summary)")
+        let denied = try Self.writ(base + ["--principal", #"User::"alice""#])
+        #expect(denied.status == 2 && denied.stdout.hasPrefix("DENY\nerrors:\n  policy0: record does not have the attribute `mfa`"), "\(denied.summary)")
+        let erroring = try Self.writ(base + ["--principal", #"User::"bob""#, "--output", "json"])
+        #expect(erroring.status == 2, "\(erroring.summary)")
+        let json = try JSONParser.parse(erroring.stdout)
+        #expect(json["decision"] == .string("deny"))
+        #expect(json["errors"] == .array([.string("policy1")]), "bob has no `suspended`: \(erroring.stdout)")
+
+        let links = directory.appendingPathComponent("links.json")
+        try #"[{"template_id": "policy2", "link_id": "bob-folder", "args": {"?principal": "User::\"bob\"", "?resource": "Folder::\"f\""}}]"#
+            .write(to: links, atomically: true, encoding: .utf8)
+        let linked = try Self.writ(base + ["--principal", #"User::"bob""#, "--template-linked", links.path])
+        // The link permits; the forbid errors for bob (no `suspended`) and is skipped, so it cannot deny.
+        #expect(linked.status == 0 && linked.stdout == "ALLOW\ndetermining policies: bob-folder\nerrors:\n  policy1: `User::\"bob\"` does not have the attribute `suspended`\n", "\(linked.summary)")
+    }
+
+    @Test func brokenInputIsReportedLikeACompiler() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let policies = directory.appendingPathComponent("p.cedar"), entities = directory.appendingPathComponent("e.json")
+        try "permit(principal, action, resource)\nwhen { principal.if == 1 };\n".write(to: policies, atomically: true, encoding: .utf8)
+        try "[]".write(to: entities, atomically: true, encoding: .utf8)
+        let request = ["--principal", #"User::"a""#, "--action", #"Action::"a""#, "--resource", #"R::"r""#]
+        let broken = try Self.writ(["--policies", policies.path, "--entities", entities.path] + request)
+        #expect(broken.status == 1, "\(broken.summary)")
+        #expect(broken.stderr == "\(policies.path):2:18: error: this identifier is reserved and cannot be used: if\n  | when { principal.if == 1 };\n  |                  ^\n", "\(broken.summary)")
+
+        try "permit(principal, action, resource);".write(to: policies, atomically: true, encoding: .utf8)
+        try #"[{"uid": {"type": "User", "id": "a"}, "attrs": {"n": 1.5}, "parents": []}]"#.write(to: entities, atomically: true, encoding: .utf8)
+        let float = try Self.writ(["--policies", policies.path, "--entities", entities.path] + request)
+        #expect(float.status == 1 && float.stderr.contains("`1.5` is not a 64-bit integer"), "\(float.summary)")
+        try #"[{"uid": {"type": "User", "id": "a"}, "attrs": {"n": 1, "n": 2}, "parents": []}]"#.write(to: entities, atomically: true, encoding: .utf8)
+        let duplicate = try Self.writ(["--policies", policies.path, "--entities", entities.path] + request)
+        #expect(duplicate.status == 1 && duplicate.stderr.contains("duplicate key `n`"), "\(duplicate.summary)")
+        try #"[{"uid": {"type": "User", "id": "a"}, "attrs": {"n": 9007199254740993}, "parents": []}]"#.write(to: entities, atomically: true, encoding: .utf8)
+        let big = try Self.writ(["--policies", policies.path, "--entities", entities.path] + request)
+        #expect(big.status == 0, "integers beyond 2^53 are exact Cedar longs: \(big.summary)")
+        let badEntity = try Self.writ(["--policies", policies.path, "--entities", entities.path, "--principal", "User:a", "--action", #"Action::"a""#, "--resource", #"R::"r""#])
+        #expect(badEntity.status == 1 && badEntity.stderr.contains("--principal"), "\(badEntity.summary)")
+    }
+}
