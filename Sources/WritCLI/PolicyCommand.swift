@@ -13,7 +13,7 @@ struct PolicyCommand: ParsableCommand {
             Writ's own Cedar engine, written to Rust Cedar 4.12's semantics. The commands mirror the \
             Cedar CLI, so `writ policy authorize` takes the same files and prints the same answers.
             """,
-        subcommands: [Authorize.self]
+        subcommands: [Authorize.self, Validate.self]
     )
 
     /// A failure of a `writ policy` command: the message (already formatted, possibly several
@@ -29,7 +29,8 @@ struct PolicyCommand: ParsableCommand {
             discussion: """
                 One request: prints ALLOW or DENY, the policies that determined it, and the policies that \
                 could not be evaluated with why. Exit codes: 0 allow, 2 deny, 1 error (a file that does not \
-                parse or cannot be read, a request that does not conform to --schema).
+                parse or cannot be read, a request that does not conform to --schema), 3 the policies do not \
+                validate against --schema.
 
                 Batch (--requests FILE.jsonl): one JSON request per line in the shape of Cedar's integration \
                 tests, {"principal": {"type": "User", "id": "alice"}, "action": {…}, "resource": {…}, \
@@ -70,6 +71,13 @@ struct PolicyCommand: ParsableCommand {
         func run() throws {
             do {
                 let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked)
+                if let schema = loaded.schema {
+                    let result = Validator(schema: schema).validate(loaded.policySet)
+                    guard result.passed else {
+                        let lines = result.errors.map { "\($0.policyID): error: \($0.message)" }.joined(separator: "\n")
+                        throw Failure(message: "\(lines)\nerror: the policies do not validate against \(self.schema!) (see `writ policy validate`)", exitCode: 3)
+                    }
+                }
                 if let requests {
                     try loaded.runBatch(path: requests)
                     return
@@ -95,6 +103,45 @@ struct PolicyCommand: ParsableCommand {
         }
     }
 
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check policies against a schema (Cedar's strict validation).",
+            discussion: """
+                Every policy and template is checked in every request environment the schema allows \
+                (each action with each principal and resource type it applies to): entity types and action \
+                ids must be declared, attributes must exist (optional ones guarded by `has`), operand types \
+                must fit, and strict mode refuses empty set literals, comparisons of incompatible types and \
+                extension constructors on non-literals. Errors fail validation (exit 3); warnings, such as a \
+                policy that can never apply, are printed and do not. With --entities the entities are also \
+                checked against the schema.
+
+                Example:
+                  writ policy validate --policies policies.cedar --schema schema.cedarschema
+                """)
+        @Option(help: ArgumentHelp("Policies in Cedar syntax.", valueName: "file")) var policies: String
+        @Option(help: ArgumentHelp("The Cedar schema (.cedarschema).", valueName: "file")) var schema: String
+        @Option(help: ArgumentHelp("Entities to check against the schema as well.", valueName: "file")) var entities: String?
+        @Option(name: .customLong("template-linked"), help: ArgumentHelp("Template links to check as well.", valueName: "file")) var templateLinked: String?
+
+        func run() throws {
+            do {
+                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked)
+                let result = Validator(schema: loaded.schema!).validate(loaded.policySet)
+                for warning in result.warnings { print("\(warning.policyID): warning: \(warning.message)") }
+                for error in result.errors { print("\(error.policyID): error: \(error.message)") }
+                guard result.passed else {
+                    print("validation failed: \(result.errors.count) error\(result.errors.count == 1 ? "" : "s")")
+                    throw ExitCode(3)
+                }
+                print("validation passed")
+            } catch let failure as Failure {
+                var stderr = StandardError()
+                print(failure.message, to: &stderr)
+                throw ExitCode(failure.exitCode)
+            }
+        }
+    }
+
     enum OutputFormat: String, ExpressibleByArgument, Sendable {
         case text, json
     }
@@ -106,7 +153,7 @@ struct PolicyInputs {
     let store: Entities
     let schema: Schema?
 
-    init(policies path: String, entities entitiesPath: String, schema schemaPath: String?, templateLinked: String?) throws(PolicyCommand.Failure) {
+    init(policies path: String, entities entitiesPath: String?, schema schemaPath: String?, templateLinked: String?) throws(PolicyCommand.Failure) {
         let text = try Self.read(path)
         var set = PolicySet()
         do {
@@ -131,6 +178,10 @@ struct PolicyInputs {
             }
         } else {
             schema = nil
+        }
+        guard let entitiesPath else {
+            store = Entities()
+            return
         }
         let json = try Self.json(entitiesPath)
         do throws(EntitiesError) {

@@ -124,8 +124,15 @@ struct IntegrationTest {
         }
     }
 
-    /// Runs every request; returns one line per disagreement with the real Cedar.
-    func run() -> [String] {
+    /// Runs every request; returns one line per disagreement with the real Cedar, and whether
+    /// the policies passed validation.
+    func run() -> (mismatches: [String], validated: Bool?) {
+        var validated: Bool? = nil
+        let mismatches = run(validated: &validated)
+        return (mismatches, validated)
+    }
+
+    func run(validated: inout Bool?) -> [String] {
         var mismatches: [String] = []
         let policySet: PolicySet
         do {
@@ -140,6 +147,11 @@ struct IntegrationTest {
             schemaValue = try CedarSchemaParser.parse(schema)
         } catch {
             return ["\(name): schema does not parse: \(error)"]
+        }
+        let validation = Validator(schema: schemaValue).validate(policySet)
+        validated = validation.passed
+        if validation.passed != shouldValidate {
+            mismatches.append("\(name): validation \(validation.passed ? "passed" : "failed") but Cedar says shouldValidate \(shouldValidate): \(validation.errors.map(\.description).joined(separator: "; "))")
         }
         let reader = SchemaJSON(schema: schemaValue)
         let store: Entities

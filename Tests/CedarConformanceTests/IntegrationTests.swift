@@ -2,20 +2,24 @@ import Foundation
 import Testing
 
 /// Cedar's own integration tests, every one of them, with no skip list: each request's
-/// decision, reason set and error set must equal what Rust Cedar answered.
+/// decision, reason set and error set must equal what Rust Cedar answered, and each policy set
+/// must pass or fail strict validation exactly when Cedar's does (`shouldValidate`).
 @Suite struct CedarIntegrationTests {
     @Test func everyIntegrationTestAgreesWithCedar() throws {
         let files = try IntegrationCorpus.testFiles()
         #expect(files.count == IntegrationCorpus.handWrittenCount + IntegrationCorpus.generatedCount,
                 "expected exactly \(IntegrationCorpus.handWrittenCount) + \(IntegrationCorpus.generatedCount) tests, found \(files.count)")
         var mismatches: [String] = []
-        var requests = 0
+        var requests = 0, validating = 0, refused = 0
         for (file, base) in files {
             let test = try IntegrationTest(file: file, base: base)
             requests += test.requests.count
-            mismatches.append(contentsOf: test.run())
+            let (found, validated) = test.run()
+            mismatches.append(contentsOf: found)
+            if validated == true { validating += 1 } else if validated == false { refused += 1 }
         }
-        print("Cedar integration tests: \(files.count) tests, \(requests) requests, \(mismatches.count) disagreements")
+        print("Cedar integration tests: \(files.count) tests, \(requests) requests; \(validating) policy sets validate, \(refused) do not; \(mismatches.count) disagreements")
+        #expect(validating > 0 && refused > 0)
         for line in mismatches.prefix(40) { print("  " + line) }
         #expect(mismatches.isEmpty, "\(mismatches.count) disagreements with Cedar; first: \(mismatches.first ?? "")")
     }

@@ -123,4 +123,49 @@ import WritTestSupport
         let badEntity = try Self.writ(["--policies", policies.path, "--entities", entities.path, "--principal", "User:a", "--action", #"Action::"a""#, "--resource", #"R::"r""#])
         #expect(badEntity.status == 1 && badEntity.stderr.contains("--principal"), "\(badEntity.summary)")
     }
+
+    @Test func validateChecksPoliciesAgainstTheSchema() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let schema = directory.appendingPathComponent("s.cedarschema"), policies = directory.appendingPathComponent("p.cedar")
+        try """
+            entity Group;
+            entity User in [Group] = { department: String, manager?: User };
+            entity Doc = { owner: User, public: Bool };
+            action read, write appliesTo { principal: [User], resource: [Doc], context: { mfa: Bool } };
+            """.write(to: schema, atomically: true, encoding: .utf8)
+        func validate(_ text: String) throws -> ProcessRunner.Result {
+            try text.write(to: policies, atomically: true, encoding: .utf8)
+            return try ProcessRunner.run(try TestEnvironment.executable("writ"), ["policy", "validate", "--policies", policies.path, "--schema", schema.path])
+        }
+        let good = try validate("""
+            permit(principal in Group::"staff", action == Action::"read", resource) when { resource.public || context.mfa };
+            permit(principal, action, resource) when { principal has manager && principal.manager == resource.owner };
+            """)
+        #expect(good.status == 0 && good.stdout.hasSuffix("validation passed\n"), "\(good.summary)")
+        let cases: [(String, String)] = [
+            ("permit(principal, action, resource) when { principal.manager == resource.owner };", "optional"),
+            ("permit(principal, action, resource) when { principal.age > 3 };", "does not exist"),
+            ("permit(principal == Robot::\"r\", action, resource);", "unrecognized entity type `Robot`"),
+            ("permit(principal, action == Action::\"delete\", resource);", "unrecognized action"),
+            ("permit(principal, action, resource) when { principal == \"alice\" };", "incompatible"),
+            ("permit(principal, action, resource) when { [].isEmpty() };", "empty set"),
+            ("permit(principal, action, resource) when { decimal(\"1.00000\") == decimal(\"1.0\") };", "invalid argument"),
+            ("permit(principal, action in [Action::\"read\"], resource == Group::\"g\");", "no action in the scope applies"),
+        ]
+        for (text, reason) in cases {
+            let run = try validate(text)
+            #expect(run.status == 3 && run.stdout.contains("policy0: error:") && run.stdout.contains(reason), "\(text)\n\(run.summary)")
+        }
+        // A policy that can never apply is a warning, not a failure.
+        let impossible = try validate("permit(principal, action, resource) when { principal is Doc };")
+        #expect(impossible.status == 0 && impossible.stdout.contains("policy0: warning:"), "\(impossible.summary)")
+        // authorize --schema refuses policies that do not validate (exit 3).
+        let entities = directory.appendingPathComponent("e.json")
+        try "[]".write(to: entities, atomically: true, encoding: .utf8)
+        try "permit(principal, action, resource) when { principal.age > 3 };".write(to: policies, atomically: true, encoding: .utf8)
+        let authorize = try Self.writ(["--policies", policies.path, "--entities", entities.path, "--schema", schema.path,
+                                       "--principal", #"User::"a""#, "--action", #"Action::"read""#, "--resource", #"Doc::"d""#, "--context", "/dev/null"])
+        #expect(authorize.status == 3, "\(authorize.summary)")
+    }
 }
