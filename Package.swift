@@ -336,7 +336,7 @@ let package = Package(
 
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
-        .testTarget(name: "CedarCoreTests", dependencies: ["CedarCore", "CedarParser"]),
+        .testTarget(name: "CedarCoreTests", dependencies: ["CedarCore", "CedarParser", "WritTestSupport"]),
         // Cedar's own integration tests (../shared/cedar-conformance, unpacked into .build).
         .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator", "WritTestSupport"]),
         .testTarget(

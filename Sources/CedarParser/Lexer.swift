@@ -145,8 +145,10 @@ package struct Lexer {
 
 extension ParseError {
     package static func make(_ message: String, at position: SourcePosition, in source: String) -> ParseError {
-        let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
-        let text = position.line - 1 < lines.count ? String(lines[position.line - 1]) : ""
+        // Lines split on U+000A scalars (a Character-based split would keep "\r\n" whole).
+        let lines = source.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+        var text = position.line - 1 < lines.count ? String(String.UnicodeScalarView(lines[position.line - 1])) : ""
+        if text.unicodeScalars.last == "\r" { text.unicodeScalars.removeLast() }
         let caret = String(repeating: " ", count: max(0, position.column - 1)) + "^"
         return ParseError(message: message, position: position, snippet: "  | \(text)\n  | \(caret)")
     }

@@ -292,10 +292,21 @@ struct Parser {
         }
     }
 
+    /// A left-folded chain deepens the tree by one level per operator: it counts against the
+    /// same depth bound as nesting, so no tree is deeper than ``CedarParser/maximumDepth``.
+    func checkChain(_ length: Int) throws(ParseError) {
+        guard depth + length <= CedarParser.maximumDepth else {
+            throw error("expression nested more than \(CedarParser.maximumDepth) levels deep (a chain of \(length) operators; use a set and `contains`)")
+        }
+    }
+
     mutating func or() throws(ParseError) -> Expr {
         var left = try and()
+        var length = 0
         while isPunct("||") {
             index += 1
+            length += 1
+            try checkChain(length)
             left = .or(left, try and())
         }
         return left
@@ -303,8 +314,11 @@ struct Parser {
 
     mutating func and() throws(ParseError) -> Expr {
         var left = try relation()
+        var length = 0
         while isPunct("&&") {
             index += 1
+            length += 1
+            try checkChain(length)
             left = .and(left, try relation())
         }
         return left
@@ -375,8 +389,11 @@ struct Parser {
 
     mutating func add() throws(ParseError) -> Expr {
         var left = try multiply()
+        var length = 0
         while case .punct(let op) = current.kind, op == "+" || op == "-" {
             index += 1
+            length += 1
+            try checkChain(length)
             left = .binary(op == "+" ? .add : .subtract, left, try multiply())
         }
         return left
@@ -384,8 +401,11 @@ struct Parser {
 
     mutating func multiply() throws(ParseError) -> Expr {
         var left = try unary()
+        var length = 0
         while isPunct("*") {
             index += 1
+            length += 1
+            try checkChain(length)
             left = .binary(.multiply, left, try unary())
         }
         return left
@@ -421,7 +441,12 @@ struct Parser {
 
     mutating func member() throws(ParseError) -> Expr {
         var base = try primary()
+        var length = 0
         while true {
+            if isPunct(".") || isPunct("[") {
+                length += 1
+                try checkChain(length)
+            }
             if isPunct(".") {
                 index += 1
                 let token = current
