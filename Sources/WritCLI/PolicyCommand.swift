@@ -150,6 +150,7 @@ struct PolicyCommand: ParsableCommand {
 /// The files `writ policy` commands read, parsed, with errors formatted like a compiler's.
 struct PolicyInputs {
     let policySet: PolicySet
+    let authorizer: Authorizer
     let store: Entities
     let schema: Schema?
 
@@ -165,6 +166,7 @@ struct PolicyInputs {
         }
         if let templateLinked { try Self.link(&set, path: templateLinked) }
         policySet = set
+        authorizer = Authorizer(policies: set)
         if let schemaPath {
             do {
                 schema = try CedarSchemaParser.parse(try Self.read(schemaPath))
@@ -270,7 +272,7 @@ struct PolicyInputs {
     }
 
     func decide(_ request: Request) -> AuthorizationResponse {
-        Authorizer().isAuthorized(request, entities: store, policies: policySet)
+        authorizer.isAuthorized(request, entities: store)
     }
 
     /// A request line in the integration tests' shape, decided; or why it could not be.

@@ -154,6 +154,7 @@ struct IntegrationTest {
             mismatches.append("\(name): validation \(validation.passed ? "passed" : "failed") but Cedar says shouldValidate \(shouldValidate): \(validation.errors.map(\.description).joined(separator: "; "))")
         }
         let reader = SchemaJSON(schema: schemaValue)
+        let indexed = Authorizer(policies: policySet), everyPolicy = Authorizer(policies: policySet, indexed: false)
         let store: Entities
         do {
             store = try Entities(try reader.entities(entities))
@@ -171,7 +172,11 @@ struct IntegrationTest {
                     mismatches.append("\(label): the request fails validation: \(problem)")
                     continue
                 }
-                let response = Authorizer().isAuthorized(request, entities: store, policies: policySet)
+                let response = indexed.isAuthorized(request, entities: store)
+                let unindexed = everyPolicy.isAuthorized(request, entities: store)
+                if unindexed.decision != response.decision || unindexed.reasons != response.reasons || unindexed.errors != response.errors {
+                    mismatches.append("\(label): the index changed the answer: \(response) without it \(unindexed)")
+                }
                 let reasons = Set(response.reasons), errors = Set(response.errors.map(\.policyID))
                 if response.decision.rawValue != expected.decision || reasons != expected.reason || errors != expected.errors {
                     let details = response.errors.map { "\($0.policyID): \($0.error.message)" }.joined(separator: "; ")

@@ -3,7 +3,8 @@ import Testing
 
 /// Cedar's own integration tests, every one of them, with no skip list: each request's
 /// decision, reason set and error set must equal what Rust Cedar answered, and each policy set
-/// must pass or fail strict validation exactly when Cedar's does (`shouldValidate`).
+/// must pass or fail strict validation exactly when Cedar's does (`shouldValidate`). Every request
+/// is also decided with the policy index disabled: the answers must be identical.
 @Suite struct CedarIntegrationTests {
     @Test func everyIntegrationTestAgreesWithCedar() throws {
         let files = try IntegrationCorpus.testFiles()

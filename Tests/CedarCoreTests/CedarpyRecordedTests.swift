@@ -133,7 +133,7 @@ import Testing
         try policies.add(try CedarParser.policies("permit(principal, action, resource) when { \(condition) };")[0], id: "policy0")
         let request = Request(principal: EntityUID(type: Name("User"), id: "a"), action: EntityUID(type: Name("Action"), id: "v"),
                               resource: EntityUID(type: Name("R"), id: "r"))
-        return Authorizer().isAuthorized(request, entities: Entities(), policies: policies)
+        return Authorizer(policies: policies).isAuthorized(request, entities: Entities())
     }
 
     @Test(arguments: recorded.indices)

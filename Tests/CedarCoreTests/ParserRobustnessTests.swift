@@ -74,7 +74,7 @@ import WritTestSupport
                 do {
                     var set = PolicySet()
                     for (index, policy) in try CedarParser.policies(text).enumerated() { try? set.add(policy, id: "policy\(index)") }
-                    _ = Authorizer().isAuthorized(request, entities: Entities(), policies: set)
+                    _ = Authorizer(policies: set).isAuthorized(request, entities: Entities())
                     accepted += 1
                 } catch {
                     refused += 1

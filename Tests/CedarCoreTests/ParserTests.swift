@@ -155,8 +155,8 @@ import Testing
         #expect(throws: PolicySetError.self) { try set.link(template: "nope", id: "link2", values: [:]) }
         #expect(throws: PolicySetError.self) { try set.link(template: "t", id: "link0", values: [.principal: alice, .resource: folder]) }
         let entities = try Entities([Entity(uid: EntityUID(type: Name("Doc"), id: "d"), parents: [folder])])
-        let allowed = Authorizer().isAuthorized(Request(principal: alice, action: EntityUID(type: Name("Action"), id: "read"),
-                                                        resource: EntityUID(type: Name("Doc"), id: "d")), entities: entities, policies: set)
+        let allowed = Authorizer(policies: set).isAuthorized(Request(principal: alice, action: EntityUID(type: Name("Action"), id: "read"),
+                                                                     resource: EntityUID(type: Name("Doc"), id: "d")), entities: entities)
         #expect(allowed.decision == .allow && allowed.reasons == ["link0"])
     }
 
