@@ -416,6 +416,13 @@ let package = Package(
             ],
             path: "Benchmarks/WritRegistryBench"
         ),
+        // Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model.
+        .executableTarget(
+            name: "writ-bench-cedar",
+            dependencies: ["CedarCore", "CedarParser"],
+            path: "Benchmarks/WritCedarBench",
+            exclude: ["cedarpy_batch.py"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

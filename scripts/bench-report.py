@@ -133,6 +133,44 @@ def registry_section(results_dir):
     return lines, missed
 
 
+def cedar_section(results_dir):
+    """Lines for writ-bench-cedar's results (Writ's Cedar engine and cedarpy, same run), and
+    targets missed."""
+    path = os.path.join(results_dir, "cedar.json")
+    if not os.path.exists(path):
+        return [], 0
+    with open(path) as handle:
+        data = json.load(handle).get("cedar", {})
+    missed = 0
+    lines = ["## Cedar (`writ-bench-cedar`: Writ's engine and cedarpy on the same model, one core each)", "",
+             "Agents in pools owned by users, tools under MCP servers and risk categories, users in groups",
+             "delegating to agents, a task in the context; 10,000 distinct requests. Writ decides requests",
+             "arriving as JSON against loaded policies and entities (the figure judged); engine only is the",
+             "same without the request parsing; cold batch also parses the policies, links and entities, as",
+             "one `is_authorized_batch` call does. cedarpy receives template links written out as the policies",
+             "they stand for. Every decision of the two engines must agree.", "",
+             "| policies (links) | entities | Writ decisions/s | engine only | cold batch | cedarpy batch | ratio (judged) | engine ratio | cold ratio | p50 | p99 | disagreements | result |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for size in sorted(data, key=lambda k: data[k]["policies"]):
+        row = data[size]
+        ratio = row["writ_service_per_second"] / row["cedarpy_batch_per_second"]
+        ok = ratio >= 20 and row["disagreements"] == 0
+        goals = ["≥ 20× cedarpy"]
+        if row["policies"] >= 1000:
+            ok = ok and row["latency_p99_us"] < 20
+            goals.append("p99 < 20 µs")
+        missed += 0 if ok else 1
+        lines.append(
+            f"| {row['policies']:,} ({row['links']}) | {row['entities']:,} | {row['writ_service_per_second']:,.0f} | {row['writ_engine_per_second']:,.0f} | "
+            f"{row['writ_batch_per_second']:,.0f} | {row['cedarpy_batch_per_second']:,.0f} | {ratio:.1f}× | "
+            f"{row['writ_engine_per_second'] / row['cedarpy_batch_per_second']:.1f}× | {row['writ_batch_per_second'] / row['cedarpy_batch_per_second']:.1f}× | "
+            f"{row['latency_p50_us']:.1f} µs | {row['latency_p99_us']:.1f} µs | {row['disagreements']} | {'met' if ok else 'MISSED'} ({', '.join(goals)}) |")
+    version = next(iter(data.values()), {}).get("cedarpy_version", "?")
+    lines += ["", f"cedarpy {version}; Writ's policy load (parse policies and links, parse entities, close the hierarchy, build the index): "
+              + ", ".join(f"{data[k]['writ_load_seconds'] * 1000:.1f} ms at {data[k]['policies']:,} policies" for k in sorted(data, key=lambda k: data[k]["policies"])), ""]
+    return lines, missed
+
+
 def machine():
     cpu = "unknown cpu"
     try:
@@ -186,6 +224,8 @@ def main():
             informational.append(f"| {name} | {by_key[key(name)]:,.0f} | {by_key[key(peer)]:,.0f} ({what}) | {by_key[key(name)] / by_key[key(peer)]:.2f} |")
     registry, registry_missed = registry_section(results_dir)
     missed += registry_missed
+    cedar, cedar_missed = cedar_section(results_dir)
+    missed += cedar_missed
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -210,6 +250,7 @@ def main():
         *informational,
         "",
         *registry,
+        *cedar,
         "## All benchmarks",
         "",
         *lines,

@@ -144,8 +144,8 @@ struct PolicyIndex: Sendable {
             if let more = byType[uid.type] { bits.formUnion(more) }
             if !byAncestor.isEmpty {
                 if let more = byAncestor[uid] { bits.formUnion(more) }
-                if let entity = entities[uid] {
-                    for ancestor in entity.ancestors {
+                if let record = entities.record(uid) {
+                    for ancestor in record.ancestors {
                         if let more = byAncestor[ancestor] { bits.formUnion(more) }
                     }
                 }
@@ -240,9 +240,9 @@ extension Evaluator {
         switch constraint {
         case .any: return true
         case .equal(.entity(let target)): return uid == target
-        case .in(.entity(let target)): return entities.isDescendant(uid, of: target)
+        case .in(.entity(let target)): return isDescendant(uid, of: target)
         case .is(let type): return uid.type == type
-        case .isIn(let type, .entity(let target)): return uid.type == type && entities.isDescendant(uid, of: target)
+        case .isIn(let type, .entity(let target)): return uid.type == type && isDescendant(uid, of: target)
         case .equal(.slot), .in(.slot), .isIn(_, .slot): return false
         }
     }
@@ -251,8 +251,8 @@ extension Evaluator {
         switch constraint {
         case .any: return true
         case .equal(let target): return uid == target
-        case .in(let target): return entities.isDescendant(uid, of: target)
-        case .inSet(let targets): return targets.contains { entities.isDescendant(uid, of: $0) }
+        case .in(let target): return isDescendant(uid, of: target)
+        case .inSet(let targets): return targets.contains { isDescendant(uid, of: $0) }
         }
     }
 }

@@ -34,15 +34,32 @@ public struct EntitiesError: Error, Sendable, Hashable, CustomStringConvertible 
     public var description: String { message }
 }
 
+/// What the evaluator reads of one entity, shared by reference so that a lookup on the
+/// decision path copies one pointer rather than four collections.
+final class EntityRecord: Sendable {
+    let attributes: [CedarString: Value]
+    let tags: [CedarString: Value]
+    let ancestors: Set<EntityUID>
+    let entity: Entity
+
+    init(_ entity: Entity) {
+        self.entity = entity
+        attributes = entity.attributes
+        tags = entity.tags
+        ancestors = entity.ancestors
+    }
+}
+
 /// The entity store a request is decided against. Built once: the transitive closure of the
 /// parent relation is computed here (a cycle is refused), so evaluation never walks the graph.
 /// Parents need not exist as entities themselves.
 public struct Entities: Sendable {
-    public private(set) var byUID: [EntityUID: Entity]
+    let records: [EntityUID: EntityRecord]
 
-    public init() { byUID = [:] }
+    public init() { records = [:] }
 
-    /// Builds the store from `entities`; refuses two entities with one uid and parent cycles.
+    /// Builds the store from `entities`; refuses two different entities with one uid and parent
+    /// cycles.
     public init(_ entities: [Entity]) throws(EntitiesError) {
         var byUID: [EntityUID: Entity] = [:]
         byUID.reserveCapacity(entities.count)
@@ -52,22 +69,27 @@ public struct Entities: Sendable {
                 throw EntitiesError(.duplicateEntity, "duplicate entity entry `\(entity.uid)`")
             }
         }
-        self.byUID = byUID
-        try computeAncestors()
+        try Self.computeAncestors(&byUID)
+        records = byUID.mapValues(EntityRecord.init)
     }
 
-    public subscript(uid: EntityUID) -> Entity? { byUID[uid] }
+    public subscript(uid: EntityUID) -> Entity? { records[uid]?.entity }
 
-    public var count: Int { byUID.count }
+    /// Every entity of the store.
+    public var all: some Collection<Entity> { records.values.lazy.map(\.entity) }
+
+    public var count: Int { records.count }
+
+    @inline(__always)
+    func record(_ uid: EntityUID) -> EntityRecord? { records[uid] }
 
     /// Whether `descendant` is `ancestor` or has it among its ancestors.
-    @inlinable
     public func isDescendant(_ descendant: EntityUID, of ancestor: EntityUID) -> Bool {
-        descendant == ancestor || (byUID[descendant]?.ancestors.contains(ancestor) ?? false)
+        descendant == ancestor || (records[descendant]?.ancestors.contains(ancestor) ?? false)
     }
 
     /// Depth-first closure with memoisation; a back edge is a cycle.
-    private mutating func computeAncestors() throws(EntitiesError) {
+    private static func computeAncestors(_ byUID: inout [EntityUID: Entity]) throws(EntitiesError) {
         enum Mark { case visiting, done }
         var marks: [EntityUID: Mark] = [:]
         var closed: [EntityUID: Set<EntityUID>] = [:]

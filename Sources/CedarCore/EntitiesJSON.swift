@@ -81,15 +81,40 @@ public enum CedarJSON {
 
     /// A `::`-separated name of identifiers in normalised form (no spaces), or nil.
     public static func name(_ text: String) -> Name? {
-        let parts = text.split(separator: "::", omittingEmptySubsequences: false).map(String.init)
-        for part in parts {
-            guard !reservedIdentifiers.contains(part) else { return nil }
-            guard let first = part.unicodeScalars.first, first == "_" || ("a"..."z").contains(first) || ("A"..."Z").contains(first),
-                  part.unicodeScalars.allSatisfy({ $0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) }) else {
-                return nil
+        // One pass over the bytes: identifiers of [_a-zA-Z][_a-zA-Z0-9]* separated by `::`.
+        var segmentStart = true
+        var segment = 0
+        var colons = 0
+        var segments: [Substring] = []
+        var start = text.utf8.startIndex
+        var index = start
+        let utf8 = text.utf8
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            if byte == UInt8(ascii: ":") {
+                colons += 1
+                guard !segmentStart, colons <= 2 else { return nil }
+                if colons == 2 {
+                    segments.append(text[start..<utf8.index(before: index)])
+                    segmentStart = true
+                    segment = 0
+                    start = utf8.index(after: index)
+                }
+            } else {
+                guard colons == 0 || colons == 2 else { return nil }
+                colons = 0
+                let letter = (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || byte == 0x5F
+                let digit = byte >= 0x30 && byte <= 0x39
+                guard letter || (digit && !segmentStart) else { return nil }
+                segmentStart = false
+                segment += 1
             }
+            index = utf8.index(after: index)
         }
-        return Name(path: parts)
+        guard !segmentStart, colons == 0 else { return nil }
+        segments.append(text[start...])
+        for part in segments where reservedIdentifiers.contains(String(part)) { return nil }
+        return segments.count == 1 ? Name(qualified: text) : Name(path: segments.map(String.init))
     }
 
     /// An entity list: `[{"uid": …, "attrs": {…}, "parents": […], "tags": {…}}, …]`.

@@ -29,10 +29,30 @@ public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertibl
 public struct Evaluator: Sendable {
     public let request: Request
     public let entities: Entities
+    /// The principal's and resource's entities, looked up once per request: most attribute
+    /// reads and `in` tests of a decision are on them.
+    let principalRecord: EntityRecord?
+    let resourceRecord: EntityRecord?
 
     public init(request: Request, entities: Entities) {
         self.request = request
         self.entities = entities
+        principalRecord = entities.record(request.principal)
+        resourceRecord = entities.record(request.resource)
+    }
+
+    /// The entity record of `uid`, from the per-request cache when it is the principal or resource.
+    @inline(__always)
+    func record(_ uid: EntityUID) -> EntityRecord? {
+        if uid == request.principal { return principalRecord }
+        if uid == request.resource { return resourceRecord }
+        return entities.record(uid)
+    }
+
+    /// Whether `descendant` is `ancestor` or below it.
+    @inline(__always)
+    func isDescendant(_ descendant: EntityUID, of ancestor: EntityUID) -> Bool {
+        descendant == ancestor || (record(descendant)?.ancestors.contains(ancestor) ?? false)
     }
 
     public func evaluate(_ expr: Expr) throws(EvaluationError) -> Value {
@@ -99,10 +119,15 @@ public struct Evaluator: Sendable {
             return try Extensions.call(name, values)
         case .method(let receiver, let name, let arguments):
             let target = try evaluate(receiver)
-            var values: [Value] = []
-            values.reserveCapacity(arguments.count)
-            for argument in arguments { values.append(try evaluate(argument)) }
-            return try method(name, target, values)
+            switch arguments.count {
+            case 0: return try method(name, target, [])
+            case 1: return try method(name, target, CollectionOfOne(try evaluate(arguments[0])))
+            default:
+                var values: [Value] = []
+                values.reserveCapacity(arguments.count)
+                for argument in arguments { values.append(try evaluate(argument)) }
+                return try method(name, target, values)
+            }
         }
     }
 
@@ -165,12 +190,12 @@ public struct Evaluator: Sendable {
             guard case .entity(let child) = left else { throw .type(expected: Self.anyEntity, got: left) }
             switch right {
             case .entity(let ancestor):
-                return .bool(entities.isDescendant(child, of: ancestor))
+                return .bool(isDescendant(child, of: ancestor))
             case .set(let members):
                 var found = false
                 for member in members {
                     guard case .entity(let ancestor) = member else { throw .type(expected: Self.anyEntity, got: member) }
-                    if !found && entities.isDescendant(child, of: ancestor) { found = true }
+                    if !found && isDescendant(child, of: ancestor) { found = true }
                 }
                 return .bool(found)
             default:
@@ -188,10 +213,10 @@ public struct Evaluator: Sendable {
             }
             return found
         case .entity(let uid):
-            guard let entity = entities[uid] else {
+            guard let record = record(uid) else {
                 throw EvaluationError(.entityDoesNotExist, "entity `\(uid)` does not exist")
             }
-            guard let found = entity.attributes[attribute] else {
+            guard let found = record.attributes[attribute] else {
                 throw EvaluationError(.attributeDoesNotExist, "`\(uid)` does not have the attribute `\(attribute)`")
             }
             return found
@@ -205,35 +230,38 @@ public struct Evaluator: Sendable {
     func lookUp(_ value: Value, _ attribute: CedarString) throws(EvaluationError) -> Value? {
         switch value {
         case .record(let record): return record[attribute]
-        case .entity(let uid): return entities[uid]?.attributes[attribute]
+        case .entity(let uid): return record(uid)?.attributes[attribute]
         default: throw .type(expected: "one of [record, \(Self.anyEntity)]", got: value)
         }
     }
 
-    func method(_ name: String, _ receiver: Value, _ arguments: [Value]) throws(EvaluationError) -> Value {
+    func method<Arguments: RandomAccessCollection<Value>>(_ name: String, _ receiver: Value, _ arguments: Arguments) throws(EvaluationError) -> Value
+        where Arguments.Index == Int {
         switch name {
         case "contains":
             guard case .set(let set) = receiver else { throw .type(expected: "set", got: receiver) }
-            return .bool(set.contains(arguments[0]))
+            return .bool(set.contains(arguments[arguments.startIndex]))
         case "containsAll", "containsAny":
             guard case .set(let set) = receiver else { throw .type(expected: "set", got: receiver) }
-            guard case .set(let other) = arguments[0] else { throw .type(expected: "set", got: arguments[0]) }
+            let argument = arguments[arguments.startIndex]
+            guard case .set(let other) = argument else { throw .type(expected: "set", got: argument) }
             return .bool(name == "containsAll" ? other.isSubset(of: set) : !set.isDisjoint(with: other))
         case "isEmpty":
             guard case .set(let set) = receiver else { throw .type(expected: "set", got: receiver) }
             return .bool(set.isEmpty)
         case "getTag", "hasTag":
             guard case .entity(let uid) = receiver else { throw .type(expected: Self.anyEntity, got: receiver) }
-            guard case .string(let tag) = arguments[0] else { throw .type(expected: "string", got: arguments[0]) }
-            let entity = entities[uid]
-            if name == "hasTag" { return .bool(entity?.tags[tag] != nil) }
-            guard let entity else { throw EvaluationError(.entityDoesNotExist, "entity `\(uid)` does not exist") }
-            guard let value = entity.tags[tag] else {
+            let argument = arguments[arguments.startIndex]
+            guard case .string(let tag) = argument else { throw .type(expected: "string", got: argument) }
+            let record = record(uid)
+            if name == "hasTag" { return .bool(record?.tags[tag] != nil) }
+            guard let record else { throw EvaluationError(.entityDoesNotExist, "entity `\(uid)` does not exist") }
+            guard let value = record.tags[tag] else {
                 throw EvaluationError(.tagDoesNotExist, "`\(uid)` does not have the tag `\(tag)`")
             }
             return value
         default:
-            return try Extensions.method(name, receiver, arguments)
+            return try Extensions.method(name, receiver, Array(arguments))
         }
     }
 }

@@ -11,7 +11,7 @@ public indirect enum JSONValue: Sendable, Hashable {
     case string(String)
     case array([JSONValue])
     /// Members in document order (duplicates refused by the parser).
-    case object([(key: String, value: JSONValue)])
+    case object([JSONMember])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
@@ -35,7 +35,7 @@ public indirect enum JSONValue: Sendable, Hashable {
         case .otherNumber(let s): hasher.combine(s)
         case .string(let s): hasher.combine(CedarString(s))
         case .array(let a): hasher.combine(a)
-        case .object(let o): for (k, v) in o { hasher.combine(CedarString(k)); hasher.combine(v) }
+        case .object(let o): for member in o { hasher.combine(CedarString(member.key)); hasher.combine(member.value) }
         }
     }
 
@@ -114,6 +114,16 @@ public indirect enum JSONValue: Sendable, Hashable {
     }
 }
 
+/// One member of a JSON object.
+public struct JSONMember: Sendable {
+    public let key: String
+    public let value: JSONValue
+    public init(_ key: String, _ value: JSONValue) {
+        self.key = key
+        self.value = value
+    }
+}
+
 /// Why a JSON document was refused.
 public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
     public let message: String
@@ -178,8 +188,9 @@ public struct JSONParser {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var members: [(key: String, value: JSONValue)] = []
-        var seen = Set<CedarString>()
+        var members: [JSONMember] = []
+        // Small objects check duplicates by scanning; large ones through a set.
+        var seen: Set<CedarString>? = nil
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {
@@ -187,14 +198,21 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
             let keyOffset = index
             let key = try string()
-            guard seen.insert(CedarString(key)).inserted else {
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains { $0.key.utf8.elementsEqual(key.utf8) }
+            } else {
+                if seen == nil { seen = Set(members.map { CedarString($0.key) }) }
+                duplicate = !seen!.insert(CedarString(key)).inserted
+            }
+            guard !duplicate else {
                 throw JSONError(message: "duplicate key `\(key)`", offset: keyOffset)
             }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected `:`") }
             index += 1
             skipWhitespace()
-            members.append((key, try value()))
+            members.append(JSONMember(key, try value()))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of JSON") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -251,56 +269,70 @@ public struct JSONParser {
 
     mutating func string() throws(JSONError) -> String {
         index += 1
-        var out = String.UnicodeScalarView()
-        var runStart = index
-        func flush(_ parser: JSONParser, _ end: Int) throws(JSONError) {
-            guard let text = String(validating: parser.bytes[runStart..<end], as: UTF8.self) else { throw parser.error("invalid UTF-8 in string") }
-            out.append(contentsOf: text.unicodeScalars)
-        }
+        // Fast path: no escapes, the bytes between the quotes are the string.
+        let start = index
+        var ascii = true
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
-                try flush(self, index)
+                let text: String
+                if ascii {
+                    text = String(decoding: bytes[start..<index], as: UTF8.self)
+                } else {
+                    guard let valid = String(validating: bytes[start..<index], as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                    text = valid
+                }
                 index += 1
-                return String(out)
+                return text
+            }
+            if b == UInt8(ascii: "\\") || b < 0x20 { break }
+            ascii = ascii && b < 0x80
+            index += 1
+        }
+        var out: [UInt8] = Array(bytes[start..<index])
+        while index < bytes.count {
+            let b = bytes[index]
+            if b == UInt8(ascii: "\"") {
+                index += 1
+                guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                return text
             }
             if b < 0x20 { throw error("control character in string") }
-            if b == UInt8(ascii: "\\") {
-                try flush(self, index)
+            if b != UInt8(ascii: "\\") {
+                out.append(b)
                 index += 1
-                guard index < bytes.count else { break }
-                let e = bytes[index]
-                index += 1
-                switch e {
-                case UInt8(ascii: "\""): out.append("\"")
-                case UInt8(ascii: "\\"): out.append("\\")
-                case UInt8(ascii: "/"): out.append("/")
-                case UInt8(ascii: "b"): out.append("\u{08}")
-                case UInt8(ascii: "f"): out.append("\u{0C}")
-                case UInt8(ascii: "n"): out.append("\n")
-                case UInt8(ascii: "r"): out.append("\r")
-                case UInt8(ascii: "t"): out.append("\t")
-                case UInt8(ascii: "u"):
-                    var unit = try hex4()
-                    if (0xD800...0xDBFF).contains(unit) {
-                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
-                            throw error("unpaired surrogate in string")
-                        }
-                        index += 2
-                        let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate in string") }
-                        unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00...0xDFFF).contains(unit) {
-                        throw error("unpaired surrogate in string")
-                    }
-                    out.append(Unicode.Scalar(unit)!)
-                default:
-                    throw error("invalid escape in string")
-                }
-                runStart = index
                 continue
             }
             index += 1
+            guard index < bytes.count else { break }
+            let e = bytes[index]
+            index += 1
+            switch e {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "/"): out.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var unit = try hex4()
+                if (0xD800...0xDBFF).contains(unit) {
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                        throw error("unpaired surrogate in string")
+                    }
+                    index += 2
+                    let low = try hex4()
+                    guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate in string") }
+                    unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00...0xDFFF).contains(unit) {
+                    throw error("unpaired surrogate in string")
+                }
+                out.append(contentsOf: String(Character(Unicode.Scalar(unit)!)).utf8)
+            default:
+                throw error("invalid escape in string")
+            }
         }
         throw error("unterminated string")
     }

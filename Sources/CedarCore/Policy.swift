@@ -26,21 +26,44 @@ public enum PatternElement: Sendable, Hashable {
 }
 
 /// A `like` pattern: literal scalars and wildcards (an escaped `\*` is a literal star).
+///
+/// Matching runs over UTF-8 bytes, which is the same as matching scalar by scalar: UTF-8 is
+/// self-synchronising, so an encoded scalar of the pattern can only match at a scalar boundary
+/// of the text, and a wildcard that ends mid-scalar cannot be followed by a match.
 public struct Pattern: Sendable, Hashable {
     public let elements: [PatternElement]
-    public init(_ elements: [PatternElement]) { self.elements = elements }
+    /// The pattern as bytes; -1 is a wildcard.
+    let program: [Int16]
+
+    public init(_ elements: [PatternElement]) {
+        self.elements = elements
+        var program: [Int16] = []
+        for element in elements {
+            switch element {
+            case .wildcard: program.append(-1)
+            case .scalar(let scalar): for byte in String(Character(scalar)).utf8 { program.append(Int16(byte)) }
+            }
+        }
+        self.program = program
+    }
+
+    public static func == (lhs: Pattern, rhs: Pattern) -> Bool { lhs.elements == rhs.elements }
+    public func hash(into hasher: inout Hasher) { hasher.combine(elements) }
 
     /// Whether `text` matches, scalar by scalar (Cedar matches code points, not characters).
     public func matches(_ text: CedarString) -> Bool {
-        let scalars = Array(text.text.unicodeScalars)
-        let pattern = elements
-        // Classic wildcard matching with backtracking to the last star: linear in practice.
+        var string = text.text
+        return string.withUTF8 { Self.matches(program, $0) }
+    }
+
+    static func matches(_ pattern: [Int16], _ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        // Wildcard matching with backtracking to the last star: linear in practice.
         var s = 0, p = 0
         var starP = -1, starS = 0
-        while s < scalars.count {
-            if p < pattern.count, case .scalar(let c) = pattern[p], c == scalars[s] {
+        while s < text.count {
+            if p < pattern.count, pattern[p] >= 0, pattern[p] == Int16(text[s]) {
                 s += 1; p += 1
-            } else if p < pattern.count, case .wildcard = pattern[p] {
+            } else if p < pattern.count, pattern[p] < 0 {
                 starP = p; starS = s; p += 1
             } else if starP >= 0 {
                 p = starP + 1; starS += 1; s = starS
@@ -48,7 +71,7 @@ public struct Pattern: Sendable, Hashable {
                 return false
             }
         }
-        while p < pattern.count, case .wildcard = pattern[p] { p += 1 }
+        while p < pattern.count, pattern[p] < 0 { p += 1 }
         return p == pattern.count
     }
 }

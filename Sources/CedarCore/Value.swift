@@ -1,27 +1,38 @@
 /// A Cedar name: identifiers joined by `::` (`Namespace::User`), naming an entity type, an
 /// extension function or a common type. Identifiers are ASCII, so `String` equality is exact.
 public struct Name: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// The identifiers, outermost namespace first; never empty.
-    public let path: [String]
-    /// `path` joined by `::`.
+    /// The identifiers joined by `::`.
     public let qualified: String
+    let digest: UInt64
 
     public init(path: [String]) {
         precondition(!path.isEmpty, "a Cedar name has at least one identifier")
-        self.path = path
         qualified = path.joined(separator: "::")
+        digest = CedarString.digest(qualified)
     }
+
+    /// A name whose text is already known to be `::`-joined valid identifiers.
+    init(qualified: String) {
+        self.qualified = qualified
+        digest = CedarString.digest(qualified)
+    }
+
+    /// The identifiers, outermost namespace first; never empty.
+    public var path: [String] { qualified.split(separator: "::", omittingEmptySubsequences: false).map(String.init) }
 
     /// A name of one identifier.
     public init(_ identifier: String) { self.init(path: [identifier]) }
 
     /// The last identifier.
-    public var basename: String { path[path.count - 1] }
+    public var basename: Substring {
+        guard let range = qualified.utf8.lastIndex(of: UInt8(ascii: ":")) else { return qualified[...] }
+        return qualified[qualified.utf8.index(after: range)...]
+    }
     /// Everything before the last identifier, joined by `::` (empty when there is none).
     public var namespace: String { path.dropLast().joined(separator: "::") }
 
-    public static func == (lhs: Name, rhs: Name) -> Bool { lhs.qualified == rhs.qualified }
-    public func hash(into hasher: inout Hasher) { hasher.combine(qualified) }
+    public static func == (lhs: Name, rhs: Name) -> Bool { lhs.digest == rhs.digest && lhs.qualified == rhs.qualified }
+    public func hash(into hasher: inout Hasher) { hasher.combine(digest) }
     public static func < (lhs: Name, rhs: Name) -> Bool { lhs.qualified < rhs.qualified }
     public var description: String { qualified }
 }
@@ -35,6 +46,9 @@ public struct EntityUID: Hashable, Comparable, Sendable, CustomStringConvertible
         self.type = type
         self.id = id
     }
+
+    public static func == (lhs: EntityUID, rhs: EntityUID) -> Bool { lhs.id == rhs.id && lhs.type == rhs.type }
+    public func hash(into hasher: inout Hasher) { hasher.combine(id.digest &+ type.digest &* 31) }
 
     public static func < (lhs: EntityUID, rhs: EntityUID) -> Bool {
         lhs.type == rhs.type ? lhs.id < rhs.id : lhs.type < rhs.type

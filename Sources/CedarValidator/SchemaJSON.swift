@@ -58,7 +58,7 @@ public struct SchemaJSON: Sendable {
         }
     }
 
-    func record(_ members: [(key: String, value: JSONValue)], type: RecordType, at path: String) throws(EntitiesError) -> [CedarString: Value] {
+    func record(_ members: [JSONMember], type: RecordType, at path: String) throws(EntitiesError) -> [CedarString: Value] {
         var out = [CedarString: Value](minimumCapacity: members.count)
         for member in members {
             let key = CedarString(member.key)

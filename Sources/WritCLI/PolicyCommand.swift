@@ -279,23 +279,23 @@ struct PolicyInputs {
     func decide(line: String) -> JSONValue {
         do {
             let json = try JSONParser.parse(line)
-            guard case .object = json else { return .object([("error", .string("a request must be a JSON object"))]) }
+            guard case .object = json else { return .object([JSONMember("error", .string("a request must be a JSON object"))]) }
             guard let principal = json["principal"], let action = json["action"], let resource = json["resource"] else {
-                return .object([("error", .string("a request needs principal, action and resource"))])
+                return .object([JSONMember("error", .string("a request needs principal, action and resource"))])
             }
             let actionUID = try CedarJSON.entityUID(action, at: "action")
             let request = Request(principal: try CedarJSON.entityUID(principal, at: "principal"), action: actionUID,
                                   resource: try CedarJSON.entityUID(resource, at: "resource"), context: try context(json["context"], action: actionUID))
             if let schema, let problem = SchemaJSON(schema: schema).requestError(request) {
-                return .object([("error", .string("the request does not conform to the schema: \(problem)"))])
+                return .object([JSONMember("error", .string("the request does not conform to the schema: \(problem)"))])
             }
             return Self.json(decide(request))
         } catch let error as JSONError {
-            return .object([("error", .string("not valid JSON: \(error)"))])
+            return .object([JSONMember("error", .string("not valid JSON: \(error)"))])
         } catch let error as EntitiesError {
-            return .object([("error", .string(error.message))])
+            return .object([JSONMember("error", .string(error.message))])
         } catch {
-            return .object([("error", .string("\(error)"))])
+            return .object([JSONMember("error", .string("\(error)"))])
         }
     }
 
@@ -316,10 +316,12 @@ struct PolicyInputs {
     static func json(_ response: AuthorizationResponse) -> JSONValue {
         let errors = response.errors.sorted { $0.policyID < $1.policyID }
         return .object([
-            ("decision", .string(response.decision.rawValue)),
-            ("reason", .array(response.reasons.sorted().map { .string($0) })),
-            ("errors", .array(errors.map { .string($0.policyID) })),
-            ("diagnostics", .object([("errors", .array(errors.map { .object([("policy", .string($0.policyID)), ("message", .string($0.error.message))]) }))])),
+            JSONMember("decision", .string(response.decision.rawValue)),
+            JSONMember("reason", .array(response.reasons.sorted().map { .string($0) })),
+            JSONMember("errors", .array(errors.map { .string($0.policyID) })),
+            JSONMember("diagnostics", .object([JSONMember("errors", .array(errors.map {
+                .object([JSONMember("policy", .string($0.policyID)), JSONMember("message", .string($0.error.message))])
+            }))])),
         ])
     }
 }

@@ -32,8 +32,8 @@ import WritTestSupport
             }
             var lines = ""
             for request in requests {
-                var fields: [(key: String, value: JSONValue)] = []
-                for key in ["principal", "action", "resource", "context"] { if let value = request[key] { fields.append((key, value)) } }
+                var fields: [JSONMember] = []
+                for key in ["principal", "action", "resource", "context"] { if let value = request[key] { fields.append(JSONMember(key, value)) } }
                 lines += JSONValue.object(fields).text + "\n"
             }
             lines += "{\"principal\": 1}\n"
@@ -167,5 +167,25 @@ import WritTestSupport
         let authorize = try Self.writ(["--policies", policies.path, "--entities", entities.path, "--schema", schema.path,
                                        "--principal", #"User::"a""#, "--action", #"Action::"read""#, "--resource", #"Doc::"d""#, "--context", "/dev/null"])
         #expect(authorize.status == 3, "\(authorize.summary)")
+    }
+
+    /// The `writ` binary carries its own Cedar: it links no other implementation (no shared
+    /// library whose name mentions Cedar, no Python) and decides with an empty environment, where
+    /// it could not find another program to run.
+    @Test func writNeitherLinksNorSpawnsAnotherCedar() throws {
+        let writ = try TestEnvironment.executable("writ")
+        let ldd = try ProcessRunner.run(try TestEnvironment.tool("ldd"), [writ])
+        #expect(ldd.status == 0, "\(ldd.summary)")
+        for line in ldd.stdout.split(separator: "\n") {
+            #expect(!line.lowercased().contains("cedar") && !line.lowercased().contains("python"), "\(line)")
+        }
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let policies = directory.appendingPathComponent("p.cedar"), entities = directory.appendingPathComponent("e.json")
+        try #"permit(principal == User::"a", action, resource) when { ip("10.0.0.1").isInRange(ip("10.0.0.0/8")) };"#.write(to: policies, atomically: true, encoding: .utf8)
+        try "[]".write(to: entities, atomically: true, encoding: .utf8)
+        let run = try ProcessRunner.run(writ, ["policy", "authorize", "--policies", policies.path, "--entities", entities.path,
+                                               "--principal", #"User::"a""#, "--action", #"Action::"a""#, "--resource", #"R::"r""#], environment: [:])
+        #expect(run.status == 0 && run.stdout == "ALLOW\ndetermining policies: policy0\n", "\(run.summary)")
     }
 }
