@@ -13,7 +13,7 @@ struct PolicyCommand: ParsableCommand {
             Writ's own Cedar engine, written to Rust Cedar 4.12's semantics. The commands mirror the \
             Cedar CLI, so `writ policy authorize` takes the same files and prints the same answers.
             """,
-        subcommands: [Authorize.self, Validate.self]
+        subcommands: [Authorize.self, Validate.self, Format.self, Translate.self, Link.self, Evaluate.self]
     )
 
     /// A failure of a `writ policy` command: the message (already formatted, possibly several
@@ -57,6 +57,7 @@ struct PolicyCommand: ParsableCommand {
         @Option(help: ArgumentHelp("The request context: a JSON object.", valueName: "file")) var context: String?
         @Option(help: ArgumentHelp("A file of requests, one JSON object per line (batch mode).", valueName: "file")) var requests: String?
         @Option(help: ArgumentHelp("text (default) or json.", valueName: "format")) var output: OutputFormat = .text
+        @Option(name: .customLong("policy-format"), help: ArgumentHelp("cedar or json (default: by the file's extension).", valueName: "format")) var policyFormat: PolicyFormat?
 
         func validate() throws {
             if requests == nil {
@@ -70,7 +71,7 @@ struct PolicyCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked)
+                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked, policyFormat: policyFormat)
                 if let schema = loaded.schema {
                     let result = Validator(schema: schema).validate(loaded.policySet)
                     guard result.passed else {
@@ -122,10 +123,11 @@ struct PolicyCommand: ParsableCommand {
         @Option(help: ArgumentHelp("The Cedar schema (.cedarschema).", valueName: "file")) var schema: String
         @Option(help: ArgumentHelp("Entities to check against the schema as well.", valueName: "file")) var entities: String?
         @Option(name: .customLong("template-linked"), help: ArgumentHelp("Template links to check as well.", valueName: "file")) var templateLinked: String?
+        @Option(name: .customLong("policy-format"), help: ArgumentHelp("cedar or json (default: by the file's extension).", valueName: "format")) var policyFormat: PolicyFormat?
 
         func run() throws {
             do {
-                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked)
+                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked, policyFormat: policyFormat)
                 let result = Validator(schema: loaded.schema!).validate(loaded.policySet)
                 for warning in result.warnings { print("\(warning.policyID): warning: \(warning.message)") }
                 for error in result.errors { print("\(error.policyID): error: \(error.message)") }
@@ -142,6 +144,173 @@ struct PolicyCommand: ParsableCommand {
         }
     }
 
+    struct Translate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Translate policies between Cedar text and Cedar's JSON policy format.",
+            discussion: """
+                Text to JSON gives {"staticPolicies": {id: …}, "templates": {id: …}, "templateLinks": […]}, \
+                as the Cedar CLI and cedarpy's policies_to_json_str write it (ids policy0, policy1, … in \
+                file order). JSON to text writes each policy in Cedar syntax with a comment naming its id.
+
+                Example:
+                  writ policy translate --policies policies.cedar > policies.json
+                """)
+        @Option(help: ArgumentHelp("Policies to translate.", valueName: "file")) var policies: String
+        @Option(name: .customLong("policy-format"), help: ArgumentHelp("The input's format, cedar or json (default: by extension).", valueName: "format")) var policyFormat: PolicyFormat?
+        @Option(name: .customLong("template-linked"), help: ArgumentHelp("Template links to include (into JSON).", valueName: "file")) var templateLinked: String?
+
+        func run() throws {
+            do throws(Failure) {
+                var set = try PolicyInputs.policies(policies, format: policyFormat)
+                if let templateLinked { try PolicyInputs.link(&set, path: templateLinked) }
+                if (policyFormat ?? (policies.hasSuffix(".json") ? .json : .cedar)) == .cedar {
+                    print(PolicyJSON.json(set).text)
+                } else {
+                    print(CedarText.policySet(set), terminator: "")
+                }
+            } catch {
+                var stderr = StandardError()
+                print(error.message, to: &stderr)
+                throw ExitCode(error.exitCode)
+            }
+        }
+    }
+
+    struct Format: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print policies in one canonical layout (idempotent), or check that a file already is.",
+            discussion: """
+                Each policy: annotations, then `permit (` or `forbid (` with the scope one constraint per \
+                line, then one `when { … }` or `unless { … }` per line; expressions with the parentheses \
+                precedence needs and no others. Comments are not kept. --check prints nothing and exits 2 \
+                when the file differs from its formatted form.
+
+                Example:
+                  writ policy format --policies policies.cedar --check
+                """)
+        @Option(help: ArgumentHelp("Policies in Cedar syntax.", valueName: "file")) var policies: String
+        @Flag(help: "Exit 2 when the file is not formatted, instead of printing it.") var check = false
+
+        func run() throws {
+            var stderr = StandardError()
+            let text: String, formatted: String
+            do throws(Failure) {
+                text = try PolicyInputs.read(policies)
+                let parsed: [Policy]
+                do {
+                    parsed = try CedarParser.policies(text)
+                } catch {
+                    throw Failure(message: "\(policies):\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
+                }
+                formatted = parsed.map { CedarText.policy($0) }.joined(separator: "\n\n") + (parsed.isEmpty ? "" : "\n")
+            } catch {
+                print(error.message, to: &stderr)
+                throw ExitCode(error.exitCode)
+            }
+            if check {
+                guard formatted == text else {
+                    print("\(policies): not formatted (run `writ policy format --policies \(policies)`)", to: &stderr)
+                    throw ExitCode(2)
+                }
+            } else {
+                print(formatted, terminator: "")
+            }
+        }
+    }
+
+    struct Link: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Link a template: print the policy it becomes for the given slot values.",
+            discussion: """
+                Example:
+                  writ policy link --policies templates.cedar --template-id policy0 --new-id alice-docs \
+                    --principal 'User::"alice"' --resource 'Folder::"docs"'
+                """)
+        @Option(help: ArgumentHelp("The file holding the template.", valueName: "file")) var policies: String
+        @Option(name: .customLong("policy-format"), help: ArgumentHelp("cedar or json (default: by extension).", valueName: "format")) var policyFormat: PolicyFormat?
+        @Option(name: .customLong("template-id"), help: ArgumentHelp("The template's id (policyN for Cedar text).", valueName: "id")) var templateID: String
+        @Option(name: .customLong("new-id"), help: ArgumentHelp("The id of the linked policy.", valueName: "id")) var newID: String
+        @Option(help: ArgumentHelp("The value of ?principal.", valueName: "entity")) var principal: String?
+        @Option(help: ArgumentHelp("The value of ?resource.", valueName: "entity")) var resource: String?
+        @Option(help: ArgumentHelp("text (default) or json: the link in the Cedar CLI's template-links format.", valueName: "format")) var output: OutputFormat = .text
+
+        func run() throws {
+            do throws(Failure) {
+                var set = try PolicyInputs.policies(policies, format: policyFormat)
+                var values: [Slot: EntityUID] = [:]
+                for (slot, text) in [(Slot.principal, principal), (.resource, resource)] {
+                    guard let text else { continue }
+                    do {
+                        values[slot] = try CedarParser.entityUID(text)
+                    } catch {
+                        throw Failure(message: "--\(slot == .principal ? "principal" : "resource"): error: `\(text)` is not an entity reference: \(error.message)", exitCode: 1)
+                    }
+                }
+                do {
+                    try set.link(template: templateID, id: newID, values: values)
+                } catch {
+                    throw Failure(message: "error: \(error.message)", exitCode: 1)
+                }
+                let linked = set.policies.first { $0.id == newID }!.policy
+                switch output {
+                case .text: print(CedarText.policy(linked, id: newID))
+                case .json:
+                    let args = values.sorted { $0.key.rawValue < $1.key.rawValue }.map { JSONMember($0.key.rawValue, .string($0.value.description)) }
+                    print(JSONValue.array([.object([JSONMember("template_id", .string(templateID)), JSONMember("link_id", .string(newID)), JSONMember("args", .object(args))])]).text)
+                }
+            } catch {
+                var stderr = StandardError()
+                print(error.message, to: &stderr)
+                throw ExitCode(error.exitCode)
+            }
+        }
+    }
+
+    struct Evaluate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Evaluate one Cedar expression and print its value.",
+            discussion: """
+                The request variables are bound with --principal, --action, --resource and --context; \
+                entity attributes come from --entities. Exit 0 with the value, 1 when the expression does \
+                not parse or its evaluation fails (the error is printed).
+
+                Example:
+                  writ policy evaluate 'ip("10.1.2.3").isInRange(ip("10.0.0.0/8")) && 3 * 4 > 11'
+                """)
+        @Argument(help: ArgumentHelp("The expression.", valueName: "expr")) var expression: String
+        @Option(help: ArgumentHelp("Entities as Cedar JSON.", valueName: "file")) var entities: String?
+        @Option(help: ArgumentHelp("The principal (default User::\"\").", valueName: "entity")) var principal: String = #"User::"""#
+        @Option(help: ArgumentHelp("The action (default Action::\"\").", valueName: "entity")) var action: String = #"Action::"""#
+        @Option(help: ArgumentHelp("The resource (default Resource::\"\").", valueName: "entity")) var resource: String = #"Resource::"""#
+        @Option(help: ArgumentHelp("The context: a JSON object.", valueName: "file")) var context: String?
+
+        func run() throws {
+            do throws(Failure) {
+                let expr: Expr
+                do {
+                    expr = try CedarParser.expression(expression)
+                } catch {
+                    throw Failure(message: "expression:\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
+                }
+                let inputs = try PolicyInputs(emptyWithEntities: entities)
+                let request = try inputs.request(principal: principal, action: action, resource: resource, contextPath: context)
+                do {
+                    print(CedarText.value(try Evaluator(request: request, entities: inputs.store).evaluate(expr)))
+                } catch {
+                    throw Failure(message: "error: \(error.message)", exitCode: 1)
+                }
+            } catch {
+                var stderr = StandardError()
+                print(error.message, to: &stderr)
+                throw ExitCode(error.exitCode)
+            }
+        }
+    }
+
+    enum PolicyFormat: String, ExpressibleByArgument, Sendable {
+        case cedar, json
+    }
+
     enum OutputFormat: String, ExpressibleByArgument, Sendable {
         case text, json
     }
@@ -154,16 +323,9 @@ struct PolicyInputs {
     let store: Entities
     let schema: Schema?
 
-    init(policies path: String, entities entitiesPath: String?, schema schemaPath: String?, templateLinked: String?) throws(PolicyCommand.Failure) {
-        let text = try Self.read(path)
-        var set = PolicySet()
-        do {
-            for (index, policy) in try CedarParser.policies(text).enumerated() {
-                try? set.add(policy, id: "policy\(index)")
-            }
-        } catch {
-            throw PolicyCommand.Failure(message: "\(path):\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
-        }
+    init(policies path: String, entities entitiesPath: String?, schema schemaPath: String?, templateLinked: String?,
+         policyFormat: PolicyCommand.PolicyFormat? = nil) throws(PolicyCommand.Failure) {
+        var set = try Self.policies(path, format: policyFormat)
         if let templateLinked { try Self.link(&set, path: templateLinked) }
         policySet = set
         authorizer = Authorizer(policies: set)
@@ -192,6 +354,52 @@ struct PolicyInputs {
             store = try Entities(list)
         } catch {
             throw PolicyCommand.Failure(message: "\(entitiesPath): error: \(error.message)", exitCode: 1)
+        }
+    }
+
+    /// Policies from Cedar text (ids policy0, policy1, …) or Cedar's JSON policy format (ids are
+    /// its keys); the format follows the extension unless given.
+    static func policies(_ path: String, format: PolicyCommand.PolicyFormat?) throws(PolicyCommand.Failure) -> PolicySet {
+        let format = format ?? (path.hasSuffix(".json") ? .json : .cedar)
+        switch format {
+        case .json:
+            do {
+                return try PolicyJSON.policySet(try json(path))
+            } catch let error as PolicyJSON.FormatError {
+                throw PolicyCommand.Failure(message: "\(path): error: \(error.message)", exitCode: 1)
+            } catch let error as PolicyCommand.Failure {
+                throw error
+            } catch {
+                throw PolicyCommand.Failure(message: "\(path): error: \(error)", exitCode: 1)
+            }
+        case .cedar:
+            let text = try read(path)
+            var set = PolicySet()
+            do {
+                for (index, policy) in try CedarParser.policies(text).enumerated() {
+                    try? set.add(policy, id: "policy\(index)")
+                }
+            } catch {
+                throw PolicyCommand.Failure(message: "\(path):\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
+            }
+            return set
+        }
+    }
+
+    /// No policies; entities from `path` when given (for `writ policy evaluate`).
+    init(emptyWithEntities path: String?) throws(PolicyCommand.Failure) {
+        policySet = PolicySet()
+        authorizer = Authorizer(policies: policySet)
+        schema = nil
+        guard let path else {
+            store = Entities()
+            return
+        }
+        let json = try Self.json(path)
+        do throws(EntitiesError) {
+            store = try Entities(try CedarJSON.entities(json))
+        } catch {
+            throw PolicyCommand.Failure(message: "\(path): error: \(error.message)", exitCode: 1)
         }
     }
 

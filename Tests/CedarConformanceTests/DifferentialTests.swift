@@ -8,7 +8,8 @@ import WritTestSupport
 /// Writ against the real Cedar (cedarpy 4.12.2 in one Python process per run) on random policy
 /// sets, entity graphs and requests: well-typed and ill-typed policies, templates with links,
 /// hierarchies deeper than five levels, references to entities that do not exist. Compared:
-/// parse success, validation, decision, reasons and errors. A fixed seed and one derived from
+/// parse success, the JSON policy form (and its round trip), validation, decision, reasons and
+/// errors. A fixed seed and one derived from
 /// the commit run each time (printed); every mismatch prints its case in the integration tests'
 /// shape.
 @Suite struct DifferentialTests {
@@ -223,6 +224,18 @@ import WritTestSupport
         let requests: [JSONValue]
     }
 
+    /// JSON text with every object's members sorted, for comparing structure.
+    static func canonical(_ json: JSONValue) -> String {
+        func sorted(_ j: JSONValue) -> JSONValue {
+            switch j {
+            case .array(let items): return .array(items.map(sorted))
+            case .object(let members): return .object(members.sorted { CedarString($0.key) < CedarString($1.key) }.map { JSONMember($0.key, sorted($0.value)) })
+            default: return j
+            }
+        }
+        return sorted(json).text
+    }
+
     @Test func writAgreesWithTheRealCedar() throws {
         let python = try TestEnvironment.interopPython()
         let oracle = TestEnvironment.interopScript("cedar_oracle.py")
@@ -295,6 +308,11 @@ import WritTestSupport
                     continue
                 }
                 guard let parsed else { continue }
+                // The text printer: what it writes parses back to the same policy.
+                for policy in parsed {
+                    let printed = CedarText.policy(policy)
+                    if (try? CedarParser.policies(printed)) != [policy] { mismatches.append("printing does not round-trip:\n\(printed)") }
+                }
                 var set = PolicySet()
                 for (index, policy) in parsed.enumerated() { try set.add(policy, id: "policy\(index)") }
                 for link in c.links {
@@ -302,9 +320,21 @@ import WritTestSupport
                     if let resource = link.resource { values[.resource] = try CedarParser.entityUID(resource) }
                     try set.link(template: link.template, id: link.id, values: values)
                 }
-                // cedarpy validated the text: templates, not their links.
+                // cedarpy validated and translated the text: templates, not their links.
                 var unlinked = PolicySet()
                 for (index, policy) in parsed.enumerated() { try unlinked.add(policy, id: "policy\(index)") }
+                let ours = PolicyJSON.json(unlinked)
+                if Self.canonical(ours) != Self.canonical(answer["json"] ?? .null) {
+                    mismatches.append("JSON form: Writ \(ours.text)\nCedar \(answer["json"]?.text ?? "?")\n\(c.policies)")
+                } else {
+                    // And back: the JSON form reads as the same policies.
+                    do {
+                        let again = PolicyJSON.json(try PolicyJSON.policySet(ours))
+                        if Self.canonical(again) != Self.canonical(ours) { mismatches.append("JSON round trip changed\n\(ours.text)\n\(again.text)") }
+                    } catch {
+                        mismatches.append("JSON round trip refused: \(error)\n\(ours.text)")
+                    }
+                }
                 let validates = Validator(schema: schema).validate(unlinked).passed
                 if !validates { invalid += 1 }
                 if answer["validates"] != .bool(validates) {

@@ -188,4 +188,55 @@ import WritTestSupport
                                                "--principal", #"User::"a""#, "--action", #"Action::"a""#, "--resource", #"R::"r""#], environment: [:])
         #expect(run.status == 0 && run.stdout == "ALLOW\ndetermining policies: policy0\n", "\(run.summary)")
     }
+
+    static func policy(_ arguments: [String]) throws -> ProcessRunner.Result {
+        try ProcessRunner.run(try TestEnvironment.executable("writ"), ["policy"] + arguments)
+    }
+
+    /// translate (text → JSON → text, and authorize from the JSON form with its ids), format
+    /// (idempotent, --check), link and evaluate.
+    @Test func translateFormatLinkAndEvaluate() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let text = directory.appendingPathComponent("p.cedar"), entities = directory.appendingPathComponent("e.json")
+        try """
+            @id("owner") permit(principal, action == Action::"read", resource) when { resource.owner == principal };   // a comment
+            forbid(principal, action, resource) unless { context has mfa && context.mfa } ;
+            permit(principal == ?principal, action in [Action::"read", Action::"list"], resource in ?resource);
+            """.write(to: text, atomically: true, encoding: .utf8)
+        try #"[{"uid": {"type": "User", "id": "a"}, "attrs": {}, "parents": []}, {"uid": {"type": "Doc", "id": "d"}, "attrs": {"owner": {"__entity": {"type": "User", "id": "a"}}}, "parents": []}]"#
+            .write(to: entities, atomically: true, encoding: .utf8)
+
+        let json = try Self.policy(["translate", "--policies", text.path])
+        #expect(json.status == 0, "\(json.summary)")
+        let document = try JSONParser.parse(json.stdout)
+        #expect(document["templates"]?["policy2"] != nil && document["staticPolicies"]?["policy0"]?["annotations"]?["id"] == .string("owner"), "\(json.stdout)")
+        let jsonFile = directory.appendingPathComponent("p.json")
+        try json.stdout.write(to: jsonFile, atomically: true, encoding: .utf8)
+        let request = ["--entities", entities.path, "--principal", #"User::"a""#, "--action", #"Action::"read""#, "--resource", #"Doc::"d""#]
+        let fromJSON = try Self.writ(["--policies", jsonFile.path] + request)
+        #expect(fromJSON.status == 2 && fromJSON.stdout == "DENY\ndetermining policies: policy1\n", "JSON ids are its keys: \(fromJSON.summary)")
+        let back = try Self.policy(["translate", "--policies", jsonFile.path])
+        #expect(back.status == 0 && back.stdout.contains("// policy2\npermit (\n  principal == ?principal,"), "\(back.summary)")
+
+        let formatted = try Self.policy(["format", "--policies", text.path])
+        #expect(formatted.status == 0 && formatted.stdout.hasPrefix("@id(\"owner\")\npermit (\n  principal,\n  action == Action::\"read\",\n  resource\n)\nwhen { resource.owner == principal };\n"), "\(formatted.summary)")
+        let unformatted = try Self.policy(["format", "--policies", text.path, "--check"])
+        #expect(unformatted.status == 2, "\(unformatted.summary)")
+        try formatted.stdout.write(to: text, atomically: true, encoding: .utf8)
+        let clean = try Self.policy(["format", "--policies", text.path, "--check"])
+        #expect(clean.status == 0 && clean.stdout.isEmpty, "formatting is idempotent: \(clean.summary)")
+
+        let link = try Self.policy(["link", "--policies", text.path, "--template-id", "policy2", "--new-id", "a-docs", "--principal", #"User::"a""#, "--resource", #"Folder::"f""#])
+        #expect(link.status == 0 && link.stdout.contains("principal == User::\"a\",") && link.stdout.contains("resource in Folder::\"f\""), "\(link.summary)")
+        let badLink = try Self.policy(["link", "--policies", text.path, "--template-id", "policy2", "--new-id", "x", "--principal", #"User::"a""#])
+        #expect(badLink.status == 1 && badLink.stderr.contains("slots"), "\(badLink.summary)")
+
+        let value = try Self.policy(["evaluate", #"[decimal("1.50"), ip("10.1.2.3/8")].contains(decimal("1.5")) && 3 * 4 > 11"#])
+        #expect(value.status == 0 && value.stdout == "true\n", "\(value.summary)")
+        let record = try Self.policy(["evaluate", #"{b: [2, 1], "a": principal.owner}"#, "--entities", entities.path, "--principal", #"Doc::"d""#])
+        #expect(record.status == 0 && record.stdout == "{\"a\": User::\"a\", \"b\": [1, 2]}\n", "\(record.summary)")
+        let overflow = try Self.policy(["evaluate", "9223372036854775807 + 1"])
+        #expect(overflow.status == 1 && overflow.stderr.contains("integer overflow"), "\(overflow.summary)")
+    }
 }

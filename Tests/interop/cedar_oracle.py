@@ -4,8 +4,9 @@ usage: cedar_oracle.py CASES.jsonl OUT.jsonl
 Each input line: {"policies": text (templates allowed, for parsing and validation),
 "expanded": text (template links written out, for authorization), "schema": cedarschema text,
 "entities": [...], "requests": [{"principal": "T::\\"id\\"", ...}]}.
-Each output line: {"parses": bool, "validates": bool|null, "answers": [{"decision", "reasons",
-"errors"}]} where reasons and errors are policy ids of the expanded text.
+Each output line: {"parses": bool, "json": the policies in Cedar's JSON format, "validates":
+bool|null, "answers": [{"decision", "reasons", "errors"}]} where reasons and errors are policy
+ids of the expanded text.
 """
 import json
 import re
@@ -22,7 +23,7 @@ def main():
             case = json.loads(line)
             answer = {"parses": True, "validates": None, "answers": []}
             try:
-                cedarpy.policies_to_json_str(case["policies"])
+                answer["json"] = json.loads(cedarpy.policies_to_json_str(case["policies"]))
             except Exception:
                 answer["parses"] = False
                 out.write(json.dumps(answer) + "\n")
