@@ -7,6 +7,12 @@ public struct SourcePosition: Sendable, Hashable, CustomStringConvertible {
     public let line: Int
     public let column: Int
     public var description: String { "\(line):\(column)" }
+
+    package init(offset: Int, line: Int, column: Int) {
+        self.offset = offset
+        self.line = line
+        self.column = column
+    }
 }
 
 /// A parse error with its position and the source line under a caret, as compilers print them.

@@ -58,6 +58,7 @@ struct PolicyCommand: ParsableCommand {
         @Option(help: ArgumentHelp("A file of requests, one JSON object per line (batch mode).", valueName: "file")) var requests: String?
         @Option(help: ArgumentHelp("text (default) or json.", valueName: "format")) var output: OutputFormat = .text
         @Option(name: .customLong("policy-format"), help: ArgumentHelp("cedar or json (default: by the file's extension).", valueName: "format")) var policyFormat: PolicyFormat?
+        @Option(name: .customLong("schema-format"), help: ArgumentHelp("cedar or json (default: by the file's extension).", valueName: "format")) var schemaFormat: PolicyFormat?
 
         func validate() throws {
             if requests == nil {
@@ -71,7 +72,8 @@ struct PolicyCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked, policyFormat: policyFormat)
+                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked,
+                                              policyFormat: policyFormat, schemaFormat: schemaFormat)
                 if let schema = loaded.schema {
                     let result = Validator(schema: schema).validate(loaded.policySet)
                     guard result.passed else {
@@ -124,10 +126,12 @@ struct PolicyCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Entities to check against the schema as well.", valueName: "file")) var entities: String?
         @Option(name: .customLong("template-linked"), help: ArgumentHelp("Template links to check as well.", valueName: "file")) var templateLinked: String?
         @Option(name: .customLong("policy-format"), help: ArgumentHelp("cedar or json (default: by the file's extension).", valueName: "format")) var policyFormat: PolicyFormat?
+        @Option(name: .customLong("schema-format"), help: ArgumentHelp("cedar or json (default: by the file's extension).", valueName: "format")) var schemaFormat: PolicyFormat?
 
         func run() throws {
             do {
-                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked, policyFormat: policyFormat)
+                let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked,
+                                              policyFormat: policyFormat, schemaFormat: schemaFormat)
                 let result = Validator(schema: loaded.schema!).validate(loaded.policySet)
                 for warning in result.warnings { print("\(warning.policyID): warning: \(warning.message)") }
                 for error in result.errors { print("\(error.policyID): error: \(error.message)") }
@@ -146,21 +150,40 @@ struct PolicyCommand: ParsableCommand {
 
     struct Translate: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Translate policies between Cedar text and Cedar's JSON policy format.",
+            abstract: "Translate policies (or a schema) between Cedar text and Cedar's JSON format.",
             discussion: """
                 Text to JSON gives {"staticPolicies": {id: …}, "templates": {id: …}, "templateLinks": […]}, \
                 as the Cedar CLI and cedarpy's policies_to_json_str write it (ids policy0, policy1, … in \
-                file order). JSON to text writes each policy in Cedar syntax with a comment naming its id.
+                file order). JSON to text writes each policy in Cedar syntax with a comment naming its id. \
+                With --schema, a Cedar schema is translated between its two syntaxes (names fully qualified).
 
                 Example:
                   writ policy translate --policies policies.cedar > policies.json
                 """)
-        @Option(help: ArgumentHelp("Policies to translate.", valueName: "file")) var policies: String
+        @Option(help: ArgumentHelp("Policies to translate.", valueName: "file")) var policies: String?
+        @Option(help: ArgumentHelp("A schema to translate instead (.cedarschema ↔ JSON).", valueName: "file")) var schema: String?
         @Option(name: .customLong("policy-format"), help: ArgumentHelp("The input's format, cedar or json (default: by extension).", valueName: "format")) var policyFormat: PolicyFormat?
         @Option(name: .customLong("template-linked"), help: ArgumentHelp("Template links to include (into JSON).", valueName: "file")) var templateLinked: String?
 
+        func validate() throws {
+            guard (policies == nil) != (schema == nil) else { throw ValidationError("give --policies FILE or --schema FILE") }
+        }
+
         func run() throws {
             do throws(Failure) {
+                if let schema {
+                    let text = try PolicyInputs.read(schema)
+                    let fromJSON = (policyFormat ?? (schema.hasSuffix(".json") ? .json : .cedar)) == .json
+                    do {
+                        let parsed = fromJSON ? try CedarSchemaJSON.parse(text) : try CedarSchemaParser.parse(text)
+                        print(fromJSON ? parsed.text : parsed.json.text, terminator: fromJSON ? "" : "\n")
+                    } catch {
+                        let where_ = error.position.map { "\(schema):\($0): " } ?? "\(schema): "
+                        throw Failure(message: "\(where_)error: \(error.message)" + (error.snippet.map { "\n" + $0 } ?? ""), exitCode: 1)
+                    }
+                    return
+                }
+                let policies = policies!
                 var set = try PolicyInputs.policies(policies, format: policyFormat)
                 if let templateLinked { try PolicyInputs.link(&set, path: templateLinked) }
                 if (policyFormat ?? (policies.hasSuffix(".json") ? .json : .cedar)) == .cedar {
@@ -324,14 +347,16 @@ struct PolicyInputs {
     let schema: Schema?
 
     init(policies path: String, entities entitiesPath: String?, schema schemaPath: String?, templateLinked: String?,
-         policyFormat: PolicyCommand.PolicyFormat? = nil) throws(PolicyCommand.Failure) {
+         policyFormat: PolicyCommand.PolicyFormat? = nil, schemaFormat: PolicyCommand.PolicyFormat? = nil) throws(PolicyCommand.Failure) {
         var set = try Self.policies(path, format: policyFormat)
         if let templateLinked { try Self.link(&set, path: templateLinked) }
         policySet = set
         authorizer = Authorizer(policies: set)
         if let schemaPath {
             do {
-                schema = try CedarSchemaParser.parse(try Self.read(schemaPath))
+                let text = try Self.read(schemaPath)
+                let json = (schemaFormat ?? (schemaPath.hasSuffix(".json") ? .json : .cedar)) == .json
+                schema = json ? try CedarSchemaJSON.parse(text) : try CedarSchemaParser.parse(text)
             } catch let error as SchemaError {
                 let where_ = error.position.map { "\(schemaPath):\($0): " } ?? "\(schemaPath): "
                 throw PolicyCommand.Failure(message: "\(where_)error: \(error.message)" + (error.snippet.map { "\n" + $0 } ?? ""), exitCode: 1)

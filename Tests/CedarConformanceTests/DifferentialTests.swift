@@ -240,6 +240,11 @@ import WritTestSupport
         let python = try TestEnvironment.interopPython()
         let oracle = TestEnvironment.interopScript("cedar_oracle.py")
         let schema = try CedarSchemaParser.parse(Self.schema)
+        // Writ's JSON form of the schema: read back to the same schema here, and used by cedarpy
+        // to validate each case a second time.
+        let schemaJSON = schema.json.text
+        #expect(try CedarSchemaJSON.parse(schemaJSON) == schema)
+        #expect(try CedarSchemaParser.parse(schema.text) == schema)
         let setsPerSeed = 2_000, requestsPerSet = 10
         for seed in TestEnvironment.seeds(fixed: [7, 11]) {
             print("DifferentialTests seed \(seed)")
@@ -289,7 +294,7 @@ import WritTestSupport
             let input = directory.appendingPathComponent("cases.jsonl"), output = directory.appendingPathComponent("answers.jsonl")
             var lines = ""
             for c in cases {
-                lines += JSONValue.object([JSONMember("policies", .string(c.policies)), JSONMember("expanded", .string(c.expanded)), JSONMember("schema", .string(Self.schema)),
+                lines += JSONValue.object([JSONMember("policies", .string(c.policies)), JSONMember("expanded", .string(c.expanded)), JSONMember("schema", .string(Self.schema)), JSONMember("schema_json", .string(schemaJSON)),
                                            JSONMember("entities", .array(c.entities)), JSONMember("requests", .array(c.requests))]).text + "\n"
             }
             try lines.write(to: input, atomically: true, encoding: .utf8)
@@ -337,6 +342,9 @@ import WritTestSupport
                 }
                 let validates = Validator(schema: schema).validate(unlinked).passed
                 if !validates { invalid += 1 }
+                if answer["validates_json_schema"] != answer["validates"] {
+                    mismatches.append("cedarpy validated differently with Writ's JSON form of the schema: \(answer["validates_json_schema"]?.text ?? "?")\n\(c.policies)")
+                }
                 if answer["validates"] != .bool(validates) {
                     mismatches.append("validation: Writ \(validates), Cedar \(answer["validates"]?.text ?? "?")\n\(c.policies)")
                 }

@@ -148,6 +148,9 @@ struct IntegrationTest {
         } catch {
             return ["\(name): schema does not parse: \(error)"]
         }
+        // The schema's other forms read back to the same schema.
+        if (try? CedarSchemaJSON.parse(schemaValue.json)) != schemaValue { mismatches.append("\(name): the schema's JSON form reads back differently") }
+        if (try? CedarSchemaParser.parse(schemaValue.text)) != schemaValue { mismatches.append("\(name): the schema printed as text reads back differently") }
         let validation = Validator(schema: schemaValue).validate(policySet)
         validated = validation.passed
         if validation.passed != shouldValidate {

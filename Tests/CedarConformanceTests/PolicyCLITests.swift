@@ -143,6 +143,15 @@ import WritTestSupport
             permit(principal, action, resource) when { principal has manager && principal.manager == resource.owner };
             """)
         #expect(good.status == 0 && good.stdout.hasSuffix("validation passed\n"), "\(good.summary)")
+        // The schema in Cedar's JSON format (writ policy translate --schema) validates the same way.
+        let translated = try ProcessRunner.run(try TestEnvironment.executable("writ"), ["policy", "translate", "--schema", schema.path])
+        #expect(translated.status == 0 && translated.stdout.contains("\"appliesTo\""), "\(translated.summary)")
+        let schemaJSON = directory.appendingPathComponent("s.json")
+        try translated.stdout.write(to: schemaJSON, atomically: true, encoding: .utf8)
+        let viaJSON = try ProcessRunner.run(try TestEnvironment.executable("writ"), ["policy", "validate", "--policies", policies.path, "--schema", schemaJSON.path])
+        #expect(viaJSON.status == 0 && viaJSON.stdout.hasSuffix("validation passed\n"), "\(viaJSON.summary)")
+        let backToText = try ProcessRunner.run(try TestEnvironment.executable("writ"), ["policy", "translate", "--schema", schemaJSON.path])
+        #expect(backToText.status == 0 && backToText.stdout.contains("entity User in [Group] = {\"department\": __cedar::String, \"manager\"?: User};"), "\(backToText.summary)")
         let cases: [(String, String)] = [
             ("permit(principal, action, resource) when { principal.manager == resource.owner };", "optional"),
             ("permit(principal, action, resource) when { principal.age > 3 };", "does not exist"),

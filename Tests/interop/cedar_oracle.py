@@ -2,6 +2,7 @@
 
 usage: cedar_oracle.py CASES.jsonl OUT.jsonl
 Each input line: {"policies": text (templates allowed, for parsing and validation),
+"schema_json": optionally the schema in JSON form (validated with too),
 "expanded": text (template links written out, for authorization), "schema": cedarschema text,
 "entities": [...], "requests": [{"principal": "T::\\"id\\"", ...}]}.
 Each output line: {"parses": bool, "json": the policies in Cedar's JSON format, "validates":
@@ -32,6 +33,12 @@ def main():
                 answer["validates"] = bool(cedarpy.validate_policies(case["policies"], case["schema"]).validation_passed)
             except Exception as error:
                 answer["validates"] = "error: %s" % error
+            if "schema_json" in case:
+                # The same schema in Cedar's JSON schema format, as Writ wrote it.
+                try:
+                    answer["validates_json_schema"] = bool(cedarpy.validate_policies(case["policies"], case["schema_json"]).validation_passed)
+                except Exception as error:
+                    answer["validates_json_schema"] = "error: %s" % error
             results = cedarpy.is_authorized_batch(case["requests"], case["expanded"], json.dumps(case["entities"]))
             for result in results:
                 errors = []
