@@ -24,4 +24,18 @@ import Testing
         for line in mismatches.prefix(40) { print("  " + line) }
         #expect(mismatches.isEmpty, "\(mismatches.count) disagreements with Cedar; first: \(mismatches.first ?? "")")
     }
+
+    /// Cases where Writ once disagreed with Cedar (Tests/CedarRegression, each confirmed with
+    /// cedarpy) stay fixed.
+    @Test func regressionsStayFixed() throws {
+        let folder = IntegrationCorpus.repositoryRoot.appendingPathComponent("Tests/CedarRegression")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") && $0 != "entities.json" }.sorted()
+        #expect(files.count >= 4, "\(files)")
+        for name in files {
+            let test = try IntegrationTest(file: folder.appendingPathComponent(name), base: folder)
+            let (mismatches, validated) = test.run()
+            #expect(mismatches.isEmpty, "\(name): \(mismatches)")
+            #expect(validated == test.shouldValidate, "\(name)")
+        }
+    }
 }

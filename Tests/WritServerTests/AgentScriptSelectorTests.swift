@@ -59,6 +59,9 @@ import WritTestSupport
         let edited = try await Self.run([python, script.path, agent.socket])
         #expect(edited["code"] as? String == "PERMISSION_DENIED", "edited script: \(edited)")
         try original.write(to: script)
+        // The kernel stamps a process's start in clock ticks (10 ms): a script changed within the
+        // same tick as the start cannot be shown older than the process and is refused.
+        try await Task.sleep(for: .milliseconds(50))
         let restored = try await Self.run([python, script.path, agent.socket])
         #expect(restored["code"] as? String == "OK", "restored script: \(restored)")
 
