@@ -95,8 +95,13 @@ import WritTestSupport
         }
         #expect(renewed, "the agent SVID was not renewed within 120 s:\n\(agent.agentLog)")
         print("agent SVID renewed after \(ContinuousClock.now - started) (1-minute SVID; goal: about 30 s)")
-        let (_, metrics) = try agent.httpGet("/metrics")
-        #expect(metrics.contains("writ_agent_agent_svid_renewals_total{result=\"ok\"}"), "\(metrics)")
+        // The renewed file is written before the counter moves: poll the metric briefly.
+        var metrics = ""
+        let counted = try await AgentProcessHarness.eventually(.seconds(15)) {
+            metrics = try agent.httpGet("/metrics").1
+            return metrics.contains("writ_agent_agent_svid_renewals_total{result=\"ok\"}")
+        }
+        #expect(counted, "\(metrics)")
 
         try await agent.restart()
         #expect(agent.agentLog.contains("using the stored agent SVID"), "\(agent.agentLog)")
