@@ -419,7 +419,7 @@ let package = Package(
         // Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model.
         .executableTarget(
             name: "writ-bench-cedar",
-            dependencies: ["CedarCore", "CedarParser"],
+            dependencies: ["CedarCore", "CedarParser", "WritTestSupport"],
             path: "Benchmarks/WritCedarBench",
             exclude: ["cedarpy_batch.py"]
         ),

@@ -12,18 +12,9 @@
 // and checks that every decision agrees.
 import CedarCore
 import CedarParser
+import WritTestSupport
 import Foundation
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 struct Options {
     var python = ""
@@ -60,7 +51,7 @@ struct Model {
     static let actions = ["read", "list", "invoke", "write", "delete", "admin"]
 
     init(policyCount: Int, linkCount: Int, requestCount: Int, seed: UInt64) {
-        var rng = SplitMix64(state: seed)
+        var rng = SeededRandom(seed: seed)
         func uid(_ type: String, _ id: String) -> String { #"{"type": "\#(type)", "id": "\#(id)"}"# }
         for g in 0..<Self.groups { entities.append(#"{"uid": \#(uid("Group", "g\(g)")), "attrs": {}, "parents": []}"#) }
         for u in 0..<Self.users {

@@ -8,7 +8,6 @@ public struct CedarDecimal: Sendable, Hashable, Comparable {
         func failure(_ message: String) -> Result<CedarDecimal, EvaluationError> {
             .failure(EvaluationError(.extensionError, "error while evaluating `decimal` extension function: \(message)"))
         }
-        let bytes = Array(text.utf8)
         // The shape first (Rust's `\d` also admits non-ASCII digits, which then overflow).
         let scalars = Array(text.unicodeScalars)
         guard let dot = scalars.firstIndex(of: ".") else { return failure("`\(text)` is not a well-formed decimal value") }
@@ -21,7 +20,6 @@ public struct CedarDecimal: Sendable, Hashable, Comparable {
         }
         let integralText = String(String.UnicodeScalarView(integral))
         let fractionText = String(String.UnicodeScalarView(fraction))
-        _ = bytes
         guard let l = Int64(integralText) else { return failure("overflow when converting to decimal") }
         let (lScaled, o1) = l.multipliedReportingOverflow(by: 10_000)
         guard !o1 else { return failure("overflow when converting to decimal") }

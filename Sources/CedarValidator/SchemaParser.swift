@@ -340,7 +340,6 @@ struct SchemaResolver {
         for common in raw.commonTypes {
             let name = Name(path: common.namespace + [common.name])
             guard commonTypes[name] == nil else { throw error("duplicate common type `\(name)`", at: common.position) }
-            guard Self.builtins[common.name] == nil || !common.namespace.isEmpty || true else { break }
             commonTypes[name] = common
         }
         for entity in raw.entities {

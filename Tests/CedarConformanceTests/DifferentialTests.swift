@@ -13,16 +13,6 @@ import WritTestSupport
 /// the commit run each time (printed); every mismatch prints its case in the integration tests'
 /// shape.
 @Suite struct DifferentialTests {
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let schema = """
         entity Group in [Group] = { name: String };
@@ -38,12 +28,12 @@ import WritTestSupport
 
     /// Generates policies as text, counting every construct it writes.
     struct Generator {
-        var rng: SplitMix64
+        var rng: SeededRandom
         var counts: [String: Int] = [:]
         /// The chance of writing something of the wrong type.
         var illTyped = 0.06
 
-        init(seed: UInt64) { rng = SplitMix64(state: seed) }
+        init(seed: UInt64) { rng = SeededRandom(seed: seed) }
 
         mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
         mutating func pick<T>(_ items: [T]) -> T { items.randomElement(using: &rng)! }
@@ -170,7 +160,7 @@ import WritTestSupport
 
     /// A random entity graph: groups and folders in chains of more than five levels, users with
     /// optional attributes and tags, parents that do not exist.
-    static func entities(_ rng: inout SplitMix64) -> [JSONValue] {
+    static func entities(_ rng: inout SeededRandom) -> [JSONValue] {
         func uid(_ type: String, _ id: String) -> JSONValue { .object([JSONMember("type", .string(type)), JSONMember("id", .string(id))]) }
         func ref(_ type: String, _ id: String) -> JSONValue { .object([JSONMember("__entity", uid(type, id))]) }
         func extn(_ fn: String, _ arg: String) -> JSONValue { .object([JSONMember("__extn", .object([JSONMember("fn", .string(fn)), JSONMember("arg", .string(arg))]))]) }
@@ -203,7 +193,7 @@ import WritTestSupport
         return out
     }
 
-    static func request(_ rng: inout SplitMix64) -> JSONValue {
+    static func request(_ rng: inout SeededRandom) -> JSONValue {
         let principal = ["User::\"u\(Int.random(in: 0..<7, using: &rng))\"", "User::\"u\(Int.random(in: 0..<7, using: &rng))\"", "User::\"ghost\"", "Group::\"g1\""].randomElement(using: &rng)!
         let action = ["view", "edit", "delete", "read", "write"].map { "Action::\"\($0)\"" }.randomElement(using: &rng)!
         let resource = ["Doc::\"d\(Int.random(in: 0..<7, using: &rng))\"", "Doc::\"d\(Int.random(in: 0..<7, using: &rng))\"", "Folder::\"f2\"", "Doc::\"missing\""].randomElement(using: &rng)!
@@ -249,7 +239,7 @@ import WritTestSupport
         for seed in TestEnvironment.seeds(fixed: [7, 11]) {
             print("DifferentialTests seed \(seed)")
             var generator = Generator(seed: seed)
-            var rng = SplitMix64(state: seed ^ 0xA5A5)
+            var rng = SeededRandom(seed: seed ^ 0xA5A5)
             var cases: [Case] = []
             for _ in 0..<setsPerSeed {
                 var texts: [String] = []

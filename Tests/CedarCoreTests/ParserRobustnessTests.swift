@@ -6,16 +6,6 @@ import WritTestSupport
 /// 100,000 random and mutated policy texts per run: the parser never crashes, every rejection
 /// carries a position inside the text and a caret, and whatever parses can be evaluated.
 @Suite struct ParserRobustnessTests {
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let seeds: [String] = ParserTests.recorded.map(\.text) + CedarpyRecordedTests.recorded.map {
         "permit(principal, action, resource) when { \($0.condition) };"
@@ -32,7 +22,7 @@ import WritTestSupport
         "__cedar", "//", "\n", "\r", "\t", " ", "é", "\u{0}", "\u{200B}", "𝔘",
     ]
 
-    static func mutate(_ text: String, _ rng: inout SplitMix64) -> String {
+    static func mutate(_ text: String, _ rng: inout SeededRandom) -> String {
         var scalars = Array(text.unicodeScalars)
         for _ in 0..<Int.random(in: 1...4, using: &rng) {
             let position = scalars.isEmpty ? 0 : Int.random(in: 0...scalars.count, using: &rng)
@@ -58,7 +48,7 @@ import WritTestSupport
         return String(String.UnicodeScalarView(scalars))
     }
 
-    static func soup(_ rng: inout SplitMix64) -> String {
+    static func soup(_ rng: inout SeededRandom) -> String {
         (0..<Int.random(in: 1...40, using: &rng)).map { _ in fragments.randomElement(using: &rng)! }.joined(separator: Bool.random(using: &rng) ? " " : "")
     }
 
@@ -67,7 +57,7 @@ import WritTestSupport
                               resource: EntityUID(type: Name("Doc"), id: "d"))
         for seed in TestEnvironment.seeds(fixed: [1]) {
             print("ParserRobustnessTests seed \(seed)")
-            var rng = SplitMix64(state: seed)
+            var rng = SeededRandom(seed: seed)
             var accepted = 0, refused = 0
             for round in 0..<100_000 {
                 let text = round % 5 == 4 ? Self.soup(&rng) : Self.mutate(Self.seeds.randomElement(using: &rng)!, &rng)
