@@ -107,6 +107,7 @@ final class AgentProcessHarness: @unchecked Sendable {
         return 0
     }
     var agentLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    var isRunning: Bool { process.isRunning }
 
     /// Runs `writ` with the agent's admin socket.
     func writ(_ arguments: [String]) throws -> ProcessRunner.Result {

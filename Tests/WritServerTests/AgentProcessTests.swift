@@ -96,12 +96,12 @@ import WritTestSupport
         #expect(renewed, "the agent SVID was not renewed within 120 s:\n\(agent.agentLog)")
         print("agent SVID renewed after \(ContinuousClock.now - started) (1-minute SVID; goal: about 30 s)")
         // The renewed file is written before the counter moves: poll the metric briefly.
-        var metrics = ""
+        var metrics = (0, "")
         let counted = try await AgentProcessHarness.eventually(.seconds(15)) {
-            metrics = try agent.httpGet("/metrics").1
-            return metrics.contains("writ_agent_agent_svid_renewals_total{result=\"ok\"}")
+            metrics = try agent.httpGet("/metrics")
+            return metrics.1.contains("writ_agent_agent_svid_renewals_total{result=\"ok\"}")
         }
-        #expect(counted, "\(metrics)")
+        #expect(counted, "agent running: \(agent.isRunning); /metrics answered \(metrics.0):\n\(metrics.1)\nagent log:\n\(agent.agentLog)")
 
         try await agent.restart()
         #expect(agent.agentLog.contains("using the stored agent SVID"), "\(agent.agentLog)")
