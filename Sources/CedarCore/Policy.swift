@@ -112,6 +112,21 @@ public indirect enum Expr: Sendable, Hashable {
     case call(Name, [Expr])
     /// A method call, `e.contains(x)`, `e.lessThan(y)`.
     case method(Expr, String, [Expr])
+
+    /// The direct subexpressions, in the order they are written (an `if`'s condition, then and
+    /// else; a record's values in field order; a method's receiver before its arguments).
+    public var children: [Expr] {
+        switch self {
+        case .value, .variable, .slot: []
+        case .not(let e), .negate(let e), .getAttribute(let e, _), .hasAttribute(let e, _), .like(let e, _): [e]
+        case .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): [a, b]
+        case .ifThenElse(let a, let b, let c): [a, b, c]
+        case .isType(let e, _, let container): container.map { [e, $0] } ?? [e]
+        case .set(let items), .call(_, let items): items
+        case .record(let fields): fields.map(\.value)
+        case .method(let receiver, _, let arguments): [receiver] + arguments
+        }
+    }
 }
 
 /// Whether a policy permits or forbids.

@@ -2,9 +2,12 @@ import CedarCore
 
 /// A position in source text: 1-based line and column (columns count Unicode scalars) and the
 /// scalar offset.
-public struct SourcePosition: Sendable, Hashable, CustomStringConvertible {
+public struct SourcePosition: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Unicode scalars before the position.
     public let offset: Int
+    /// 1-based line (lines end at U+000A).
     public let line: Int
+    /// 1-based column, counted in Unicode scalars.
     public let column: Int
     public var description: String { "\(line):\(column)" }
 
@@ -12,6 +15,47 @@ public struct SourcePosition: Sendable, Hashable, CustomStringConvertible {
         self.offset = offset
         self.line = line
         self.column = column
+    }
+
+    public static func < (lhs: SourcePosition, rhs: SourcePosition) -> Bool { lhs.offset < rhs.offset }
+}
+
+/// A stretch of source text: from `start` up to, not including, `end`.
+public struct SourceSpan: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let start: SourcePosition
+    public let end: SourcePosition
+    /// `line:column` of the start, as compilers print it.
+    public var description: String { start.description }
+
+    public init(_ start: SourcePosition, _ end: SourcePosition) {
+        self.start = start
+        self.end = max(start, end)
+    }
+
+    /// The smallest span covering both.
+    public func union(_ other: SourceSpan) -> SourceSpan { SourceSpan(min(start, other.start), max(end, other.end)) }
+
+    public static func < (lhs: SourceSpan, rhs: SourceSpan) -> Bool {
+        (lhs.start.offset, lhs.end.offset) < (rhs.start.offset, rhs.end.offset)
+    }
+
+    /// The span's first line of `source` with carets under the span (one caret for an empty
+    /// span; up to the end of the line when the span runs on), the way compilers show it:
+    ///
+    ///       | permit(principal, action, resource) when { principal.age > "x" };
+    ///       |                                                        ^^^^^^^^^^^
+    public func snippet(in source: String) -> String {
+        // Lines split on U+000A scalars (a Character-based split would keep "\r\n" whole).
+        let lines = source.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+        var text = start.line - 1 < lines.count ? String(String.UnicodeScalarView(lines[start.line - 1])) : ""
+        if text.unicodeScalars.last == "\r" { text.unicodeScalars.removeLast() }
+        let lineLength = text.unicodeScalars.count
+        let first = max(0, start.column - 1)
+        let width = end.line == start.line ? end.column - start.column : lineLength - first
+        // Tabs in the line stay tabs under it so that the carets line up.
+        let indent = String(String.UnicodeScalarView(text.unicodeScalars.prefix(first).map { $0 == "\t" ? "\t" : " " }))
+        let carets = String(repeating: "^", count: max(1, width))
+        return "  | \(text)\n  | \(indent)\(carets)"
     }
 }
 
@@ -37,6 +81,8 @@ package enum TokenKind: Equatable, Sendable {
 package struct Token: Sendable {
     package let kind: TokenKind
     package let position: SourcePosition
+    /// Just past the token's last scalar.
+    package let end: SourcePosition
 }
 
 /// Splits policy text into tokens. String escapes are Rust's (`\n \r \t \\ \0 \' \" \u{…}`);
@@ -70,14 +116,14 @@ package struct Lexer {
             skipTrivia()
             let start = position
             guard index < scalars.count else {
-                out.append(Token(kind: .end, position: start))
+                out.append(Token(kind: .end, position: start, end: position))
                 return out
             }
             let c = scalars[index]
             if Self.isIdentifierStart(c) {
                 var text = String.UnicodeScalarView()
                 while index < scalars.count, Self.isIdentifierContinue(scalars[index]) { text.append(scalars[index]); advance() }
-                out.append(Token(kind: .identifier(String(text)), position: start))
+                out.append(Token(kind: .identifier(String(text)), position: start, end: position))
             } else if ("0"..."9").contains(c) {
                 var value: UInt64 = 0
                 var overflow = false
@@ -90,7 +136,7 @@ package struct Lexer {
                     advance()
                 }
                 if overflow { throw error("integer literal is too large", at: start) }
-                out.append(Token(kind: .integer(value), position: start))
+                out.append(Token(kind: .integer(value), position: start, end: position))
             } else if c == "\"" {
                 advance()
                 var raw = String.UnicodeScalarView()
@@ -106,20 +152,20 @@ package struct Lexer {
                     raw.append(scalars[index]); advance()
                 }
                 guard closed else { throw error("unterminated string literal", at: start) }
-                out.append(Token(kind: .rawString(String(raw)), position: start))
+                out.append(Token(kind: .rawString(String(raw)), position: start, end: position))
             } else if c == "?" {
                 advance()
                 var text = String.UnicodeScalarView()
                 while index < scalars.count, Self.isIdentifierContinue(scalars[index]) { text.append(scalars[index]); advance() }
-                out.append(Token(kind: .slot("?" + String(text)), position: start))
+                out.append(Token(kind: .slot("?" + String(text)), position: start, end: position))
             } else {
                 let two = index + 1 < scalars.count ? String(String.UnicodeScalarView([c, scalars[index + 1]])) : ""
                 if ["==", "!=", "<=", ">=", "&&", "||", "::"].contains(two) {
                     advance(); advance()
-                    out.append(Token(kind: .punct(two), position: start))
+                    out.append(Token(kind: .punct(two), position: start, end: position))
                 } else if "()[]{},;.@<>!+-*=:".unicodeScalars.contains(c) {
                     advance()
-                    out.append(Token(kind: .punct(String(c)), position: start))
+                    out.append(Token(kind: .punct(String(c)), position: start, end: position))
                 } else {
                     throw error("unexpected character `\(Character(c))`", at: start)
                 }
@@ -151,12 +197,7 @@ package struct Lexer {
 
 extension ParseError {
     package static func make(_ message: String, at position: SourcePosition, in source: String) -> ParseError {
-        // Lines split on U+000A scalars (a Character-based split would keep "\r\n" whole).
-        let lines = source.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
-        var text = position.line - 1 < lines.count ? String(String.UnicodeScalarView(lines[position.line - 1])) : ""
-        if text.unicodeScalars.last == "\r" { text.unicodeScalars.removeLast() }
-        let caret = String(repeating: " ", count: max(0, position.column - 1)) + "^"
-        return ParseError(message: message, position: position, snippet: "  | \(text)\n  | \(caret)")
+        ParseError(message: message, position: position, snippet: SourceSpan(position, position).snippet(in: source))
     }
 }
 

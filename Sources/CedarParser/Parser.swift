@@ -8,8 +8,13 @@ public enum CedarParser {
 
     /// Every policy and template in `text`, in order.
     public static func policies(_ text: String) throws(ParseError) -> [Policy] {
+        try locatedPolicies(text).map(\.policy)
+    }
+
+    /// Every policy and template in `text`, in order, with where each part was written.
+    public static func locatedPolicies(_ text: String) throws(ParseError) -> [LocatedPolicy] {
         var parser = try Parser(text)
-        var policies: [Policy] = []
+        var policies: [LocatedPolicy] = []
         while !parser.atEnd { policies.append(try parser.policy()) }
         return policies
     }
@@ -45,6 +50,9 @@ struct Parser {
     let tokens: [Token]
     var index = 0
     var depth = 0
+    /// The spans of the expressions parsed and not yet taken by an enclosing node: every
+    /// expression rule leaves exactly one, and a node takes those of its children.
+    var spans: [ExprSpans] = []
 
     /// Words that cannot be used as identifiers in names or as variables.
     static let reserved: Set<String> = ["true", "false", "if", "then", "else", "in", "is", "like", "has"]
@@ -67,6 +75,17 @@ struct Parser {
 
     var atEnd: Bool { if case .end = tokens[index].kind { true } else { false } }
     var current: Token { tokens[index] }
+
+    /// Just past the last token consumed.
+    var consumedEnd: SourcePosition { tokens[max(0, index - 1)].end }
+
+    /// Records a node written from `start` to the last token consumed, taking the spans of its
+    /// `children` (the last ones recorded, in order).
+    mutating func node(from start: SourcePosition, children: Int = 0) {
+        let taken = Array(spans.suffix(children))
+        spans.removeLast(min(children, spans.count))
+        spans.append(ExprSpans(span: SourceSpan(start, consumedEnd), children: taken))
+    }
 
     func error(_ message: String, at token: Token? = nil) -> ParseError {
         ParseError.make(message, at: (token ?? current).position, in: source)
@@ -116,7 +135,8 @@ struct Parser {
 
     // MARK: policies
 
-    mutating func policy() throws(ParseError) -> Policy {
+    mutating func policy() throws(ParseError) -> LocatedPolicy {
+        let policyStart = current.position
         var annotations: [Annotation] = []
         while isPunct("@") {
             let at = current
@@ -137,27 +157,38 @@ struct Parser {
             throw error("expected `permit` or `forbid`, found `\(effectWord)`", at: effectToken)
         }
         try expect("(")
+        let principalStart = current.position
         try expectWord("principal")
         let principal = try scope(slot: .principal)
+        let principalSpan = SourceSpan(principalStart, consumedEnd)
         try expect(",")
+        let actionStart = current.position
         try expectWord("action")
         let action = try actionScope()
+        let actionSpan = SourceSpan(actionStart, consumedEnd)
         try expect(",")
+        let resourceStart = current.position
         try expectWord("resource")
         let resource = try scope(slot: .resource)
+        let resourceSpan = SourceSpan(resourceStart, consumedEnd)
         if isPunct(",") { index += 1 }
         try expect(")")
         var conditions: [Condition] = []
+        var conditionSpans: [ExprSpans] = []
         while case .identifier(let word) = current.kind, let kind = Condition.Kind(rawValue: word) {
             index += 1
             try expect("{")
             guard !isPunct("}") else { throw error("a `\(word)` clause needs an expression") }
+            spans.removeAll(keepingCapacity: true)
             let body = try expression()
             try expect("}")
             conditions.append(Condition(kind, body))
+            conditionSpans.append(spans.last ?? ExprSpans(span: SourceSpan(consumedEnd, consumedEnd), children: []))
         }
         try expect(";")
-        return Policy(annotations: annotations, effect: effect, principal: principal, action: action, resource: resource, conditions: conditions)
+        let policy = Policy(annotations: annotations, effect: effect, principal: principal, action: action, resource: resource, conditions: conditions)
+        return LocatedPolicy(policy: policy, spans: PolicySpans(policy: SourceSpan(policyStart, consumedEnd), principal: principalSpan,
+                                                                action: actionSpan, resource: resourceSpan, conditions: conditionSpans))
     }
 
     /// Runs `body` inside any number of parentheses (`principal == (User::"a")` is allowed).
@@ -280,12 +311,14 @@ struct Parser {
     mutating func expression() throws(ParseError) -> Expr {
         try nested { (p: inout Parser) throws(ParseError) -> Expr in
             if p.isWord("if") {
+                let start = p.current.position
                 p.index += 1
                 let condition = try p.expression()
                 try p.expectWord("then")
                 let then = try p.expression()
                 try p.expectWord("else")
                 let otherwise = try p.expression()
+                p.node(from: start, children: 3)
                 return .ifThenElse(condition, then, otherwise)
             }
             return try p.or()
@@ -301,6 +334,7 @@ struct Parser {
     }
 
     mutating func or() throws(ParseError) -> Expr {
+        let start = current.position
         var left = try and()
         var length = 0
         while isPunct("||") {
@@ -308,11 +342,13 @@ struct Parser {
             length += 1
             try checkChain(length)
             left = .or(left, try and())
+            node(from: start, children: 2)
         }
         return left
     }
 
     mutating func and() throws(ParseError) -> Expr {
+        let start = current.position
         var left = try relation()
         var length = 0
         while isPunct("&&") {
@@ -320,16 +356,19 @@ struct Parser {
             length += 1
             try checkChain(length)
             left = .and(left, try relation())
+            node(from: start, children: 2)
         }
         return left
     }
 
     mutating func relation() throws(ParseError) -> Expr {
+        let start = current.position
         let left = try add()
         if case .punct(let op) = current.kind, let binary = BinaryOperator(rawValue: op),
            [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(binary) {
             index += 1
             let result = Expr.binary(binary, left, try add())
+            node(from: start, children: 2)
             try refuseChainedRelation()
             return result
         }
@@ -337,6 +376,7 @@ struct Parser {
         if isWord("in") {
             index += 1
             let result = Expr.binary(.in, left, try add())
+            node(from: start, children: 2)
             try refuseChainedRelation()
             return result
         }
@@ -352,6 +392,7 @@ struct Parser {
                     path.append(CedarString(try attributeIdentifier()))
                 }
             }
+            node(from: start, children: 1)
             try refuseChainedRelation()
             return .hasAttribute(left, path)
         }
@@ -361,6 +402,7 @@ struct Parser {
             guard case .rawString(let raw) = token.kind else { throw error("`like` needs a string literal pattern, found \(describe(token))") }
             guard let elements = Unescape.pattern(raw) else { throw error("invalid escape sequence in pattern", at: token) }
             index += 1
+            node(from: start, children: 1)
             try refuseChainedRelation()
             return .like(left, Pattern(elements))
         }
@@ -372,6 +414,7 @@ struct Parser {
                 index += 1
                 container = try add()
             }
+            node(from: start, children: container == nil ? 1 : 2)
             try refuseChainedRelation()
             return .isType(left, type, container)
         }
@@ -388,6 +431,7 @@ struct Parser {
     }
 
     mutating func add() throws(ParseError) -> Expr {
+        let start = current.position
         var left = try multiply()
         var length = 0
         while case .punct(let op) = current.kind, op == "+" || op == "-" {
@@ -395,11 +439,13 @@ struct Parser {
             length += 1
             try checkChain(length)
             left = .binary(op == "+" ? .add : .subtract, left, try multiply())
+            node(from: start, children: 2)
         }
         return left
     }
 
     mutating func multiply() throws(ParseError) -> Expr {
+        let start = current.position
         var left = try unary()
         var length = 0
         while isPunct("*") {
@@ -407,6 +453,7 @@ struct Parser {
             length += 1
             try checkChain(length)
             left = .binary(.multiply, left, try unary())
+            node(from: start, children: 2)
         }
         return left
     }
@@ -414,6 +461,7 @@ struct Parser {
     mutating func unary() throws(ParseError) -> Expr {
         var ops: [String] = []
         let start = current
+        let first = index
         while case .punct(let op) = current.kind, op == "!" || op == "-" {
             ops.append(op)
             index += 1
@@ -427,10 +475,14 @@ struct Parser {
             index += 1
             operand = .value(.long(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)))
             ops.removeLast()
+            node(from: tokens[first + ops.count].position)
         } else {
             operand = try member()
         }
-        for op in ops.reversed() { operand = op == "!" ? .not(operand) : .negate(operand) }
+        for (offset, op) in ops.enumerated().reversed() {
+            operand = op == "!" ? .not(operand) : .negate(operand)
+            node(from: tokens[first + offset].position, children: 1)
+        }
         return operand
     }
 
@@ -440,6 +492,7 @@ struct Parser {
     }
 
     mutating func member() throws(ParseError) -> Expr {
+        let start = current.position
         var base = try primary()
         var length = 0
         while true {
@@ -462,13 +515,16 @@ struct Parser {
                         throw error("`\(name)` is not a valid method", at: token)
                     }
                     base = .method(base, name, arguments)
+                    node(from: start, children: 1 + arguments.count)
                 } else {
                     base = .getAttribute(base, CedarString(name))
+                    node(from: start, children: 1)
                 }
             } else if isPunct("[") {
                 index += 1
                 base = .getAttribute(base, try stringLiteral())
                 try expect("]")
+                node(from: start, children: 1)
             } else {
                 return base
             }
@@ -493,9 +549,12 @@ struct Parser {
         case .integer(let magnitude):
             guard magnitude <= UInt64(Int64.max) else { throw error("integer literal `\(magnitude)` is too large") }
             index += 1
+            node(from: token.position)
             return .value(.long(Int64(magnitude)))
         case .rawString:
-            return .value(.string(try stringLiteral()))
+            let string = try stringLiteral()
+            node(from: token.position)
+            return .value(.string(string))
         case .slot(let text):
             guard Slot(rawValue: text) != nil else { throw error("`\(text)` is not a valid template slot", at: token) }
             throw error("found template slot \(text) in a condition; slots may appear only in the policy scope", at: token)
@@ -515,6 +574,7 @@ struct Parser {
                 }
             }
             try expect("]")
+            node(from: token.position, children: elements.count)
             return .set(elements)
         case .punct("{"):
             index += 1
@@ -533,21 +593,25 @@ struct Parser {
                 }
             }
             try expect("}")
+            node(from: token.position, children: fields.count)
             return .record(fields)
         case .identifier(let word):
             switch word {
-            case "true": index += 1; return .value(.bool(true))
-            case "false": index += 1; return .value(.bool(false))
+            case "true": index += 1; node(from: token.position); return .value(.bool(true))
+            case "false": index += 1; node(from: token.position); return .value(.bool(false))
             case "principal", "action", "resource", "context":
                 if case .punct("::") = tokens[index + 1].kind { break }
                 index += 1
+                node(from: token.position)
                 return .variable(Variable(rawValue: word)!)
             default: break
             }
             let name = try path()
             if isPunct("::") {
                 index += 1
-                return .value(.entity(EntityUID(type: name, id: try stringLiteral())))
+                let uid = EntityUID(type: name, id: try stringLiteral())
+                node(from: token.position)
+                return .value(.entity(uid))
             }
             if isPunct("(") {
                 guard Extensions.functions[name.qualified] != nil else {
@@ -556,7 +620,9 @@ struct Parser {
                     }
                     throw error("`\(name)` is not a valid function", at: token)
                 }
-                return .call(name, try argumentList())
+                let arguments = try argumentList()
+                node(from: token.position, children: arguments.count)
+                return .call(name, arguments)
             }
             throw error("unexpected name `\(name)`: expected a variable, a literal or an entity", at: token)
         default:

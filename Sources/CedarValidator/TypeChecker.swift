@@ -1,4 +1,5 @@
 import CedarCore
+import CedarParser
 
 /// What a `has` or `hasTag` proved: that `target` has the attribute (or tag).
 struct Capability: Hashable {
@@ -25,17 +26,42 @@ struct Answer {
 struct TypeChecker {
     let validator: Validator
     let environment: Validator.Environment
-    var errors: [(ValidationDiagnostic.Kind, String)] = []
+    var errors: [(kind: ValidationDiagnostic.Kind, message: String, span: SourceSpan?)] = []
 
-    init(validator: Validator, environment: Validator.Environment) {
+    /// Where the expression being checked was written, when known: the root's spans, then for
+    /// each expression being checked its spans and which of its children have been checked.
+    let root: ExprSpans?
+    var located: [(expr: Expr, spans: ExprSpans, checked: [Bool])] = []
+    /// The span of the expression checked last (for a finding about it made by its parent).
+    var lastChecked: SourceSpan?
+
+    init(validator: Validator, environment: Validator.Environment, spans: ExprSpans? = nil) {
         self.validator = validator
         self.environment = environment
+        self.root = spans
     }
 
     var schema: Schema { validator.schema }
 
-    mutating func report(_ kind: ValidationDiagnostic.Kind, _ message: String) {
-        errors.append((kind, message))
+    /// Records a finding about the expression being checked (or at `span`).
+    mutating func report(_ kind: ValidationDiagnostic.Kind, _ message: String, at span: SourceSpan? = nil) {
+        errors.append((kind, message, span ?? located.last?.spans.span))
+    }
+
+    /// The spans of `expr` as a child of the expression being checked: the first child equal to
+    /// it not yet checked (else the first equal one); the parent's own for an expression the
+    /// checker made up.
+    mutating func spans(of expr: Expr) -> ExprSpans? {
+        guard let parent = located.last else { return located.isEmpty ? root : nil }
+        let children = parent.expr.children
+        var found: Int? = nil
+        for (index, child) in children.enumerated() where index < parent.spans.children.count && child == expr {
+            if !parent.checked[index] { found = index; break }
+            if found == nil { found = index }
+        }
+        guard let index = found else { return parent.spans }
+        located[located.count - 1].checked[index] = true
+        return parent.spans.children[index]
     }
 
     mutating func expect(_ expr: Expr, _ expected: CType, caps: Set<Capability>) -> Answer {
@@ -49,7 +75,7 @@ struct TypeChecker {
             return answer
         }
         guard expected.contains(where: { type.isSubtype(of: $0, strict: false) }) else {
-            report(.unexpectedType, "unexpected type: expected \(expected.map(\.description).joined(separator: " or ")), got \(type)")
+            report(.unexpectedType, "unexpected type: expected \(expected.map(\.description).joined(separator: " or ")), got \(type)", at: lastChecked)
             return Answer(type: nil, caps: [], failed: true)
         }
         return answer
@@ -64,7 +90,17 @@ struct TypeChecker {
         }
     }
 
+    /// Typechecks `expr`, keeping track of where it was written when that is known.
     mutating func typecheck(_ expr: Expr, _ caps: Set<Capability>) -> Answer {
+        guard root != nil, let spans = spans(of: expr) else { return check(expr, caps) }
+        located.append((expr, spans, Array(repeating: false, count: spans.children.count)))
+        let answer = check(expr, caps)
+        located.removeLast()
+        lastChecked = spans.span
+        return answer
+    }
+
+    mutating func check(_ expr: Expr, _ caps: Set<Capability>) -> Answer {
         switch expr {
         case .value(let value):
             switch value {
@@ -229,25 +265,29 @@ struct TypeChecker {
             }
             return Answer(type: type, caps: [], failed: failed)
         case .less, .lessOrEqual:
-            let a = typecheck(left, caps), b = typecheck(right, caps)
+            let a = typecheck(left, caps)
+            let leftSpan = lastChecked
+            let b = typecheck(right, caps)
+            let rightSpan = lastChecked
             var failed = a.failed || b.failed
             guard let ta = a.type, let tb = b.type else { return .fail(.anyBool) }
             func valid(_ t: CType) -> Bool { t == .long || t == .extension("datetime") || t == .extension("duration") }
-            func unexpected(_ t: CType, _ expected: String) {
-                report(.unexpectedType, "unexpected type: expected \(expected), got \(t)")
+            func unexpected(_ t: CType, _ expected: String, _ span: SourceSpan?) {
+                report(.unexpectedType, "unexpected type: expected \(expected), got \(t)", at: span)
                 failed = true
             }
             switch (ta, tb) {
             case (.never, .never): failed = true
-            case (.never, let x), (let x, .never): if !valid(x) { unexpected(x, "Long, datetime or duration") }
+            case (.never, let x): if !valid(x) { unexpected(x, "Long, datetime or duration", rightSpan) }
+            case (let x, .never): if !valid(x) { unexpected(x, "Long, datetime or duration", leftSpan) }
             case _ where ta == tb && valid(ta): break
-            case (.long, _): unexpected(tb, "Long")
-            case (_, .long): unexpected(ta, "Long")
-            case _ where valid(ta): unexpected(tb, ta.description)
-            case _ where valid(tb): unexpected(ta, tb.description)
+            case (.long, _): unexpected(tb, "Long", rightSpan)
+            case (_, .long): unexpected(ta, "Long", leftSpan)
+            case _ where valid(ta): unexpected(tb, ta.description, rightSpan)
+            case _ where valid(tb): unexpected(ta, tb.description, leftSpan)
             default:
-                unexpected(ta, "Long, datetime or duration")
-                unexpected(tb, "Long, datetime or duration")
+                unexpected(ta, "Long, datetime or duration", leftSpan)
+                unexpected(tb, "Long, datetime or duration", rightSpan)
             }
             return Answer(type: .anyBool, caps: [], failed: failed)
         case .add, .subtract, .multiply:
@@ -276,7 +316,7 @@ struct TypeChecker {
             return .ok(anyDescendant(lhs, rhs) ? .anyBool : .bool(.false))
         case .notEqual, .greater, .greaterOrEqual:
             // Desugared before typechecking; kept total.
-            return typecheck(Validator.desugar(.binary(op, left, right)), caps)
+            return typecheck(Validator.desugar(.binary(op, left, right), nil).0, caps)
         }
     }
 

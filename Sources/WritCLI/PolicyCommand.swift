@@ -75,9 +75,9 @@ struct PolicyCommand: ParsableCommand {
                 let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked,
                                               policyFormat: policyFormat, schemaFormat: schemaFormat)
                 if let schema = loaded.schema {
-                    let result = Validator(schema: schema).validate(loaded.policySet)
+                    let result = Validator(schema: schema).validate(loaded.policySet, spans: loaded.source.spans)
                     guard result.passed else {
-                        let lines = result.errors.map { "\($0.policyID): error: \($0.message)" }.joined(separator: "\n")
+                        let lines = result.errors.map { loaded.source.describe($0, as: "error") }.joined(separator: "\n")
                         throw Failure(message: "\(lines)\nerror: the policies do not validate against \(self.schema!) (see `writ policy validate`)", exitCode: 3)
                     }
                 }
@@ -132,9 +132,9 @@ struct PolicyCommand: ParsableCommand {
             do {
                 let loaded = try PolicyInputs(policies: policies, entities: entities, schema: schema, templateLinked: templateLinked,
                                               policyFormat: policyFormat, schemaFormat: schemaFormat)
-                let result = Validator(schema: loaded.schema!).validate(loaded.policySet)
-                for warning in result.warnings { print("\(warning.policyID): warning: \(warning.message)") }
-                for error in result.errors { print("\(error.policyID): error: \(error.message)") }
+                let result = Validator(schema: loaded.schema!).validate(loaded.policySet, spans: loaded.source.spans)
+                for warning in result.warnings { print(loaded.source.describe(warning, as: "warning")) }
+                for error in result.errors { print(loaded.source.describe(error, as: "error")) }
                 guard result.passed else {
                     print("validation failed: \(result.errors.count) error\(result.errors.count == 1 ? "" : "s")")
                     throw ExitCode(3)
@@ -341,6 +341,7 @@ struct PolicyCommand: ParsableCommand {
 
 /// The files `writ policy` commands read, parsed, with errors formatted like a compiler's.
 struct PolicyInputs {
+    let source: PolicySource
     let policySet: PolicySet
     let authorizer: Authorizer
     let store: Entities
@@ -348,7 +349,8 @@ struct PolicyInputs {
 
     init(policies path: String, entities entitiesPath: String?, schema schemaPath: String?, templateLinked: String?,
          policyFormat: PolicyCommand.PolicyFormat? = nil, schemaFormat: PolicyCommand.PolicyFormat? = nil) throws(PolicyCommand.Failure) {
-        var set = try Self.policies(path, format: policyFormat)
+        source = try Self.source(path, format: policyFormat)
+        var set = source.set
         if let templateLinked { try Self.link(&set, path: templateLinked) }
         policySet = set
         authorizer = Authorizer(policies: set)
@@ -385,11 +387,16 @@ struct PolicyInputs {
     /// Policies from Cedar text (ids policy0, policy1, …) or Cedar's JSON policy format (ids are
     /// its keys); the format follows the extension unless given.
     static func policies(_ path: String, format: PolicyCommand.PolicyFormat?) throws(PolicyCommand.Failure) -> PolicySet {
+        try source(path, format: format).set
+    }
+
+    /// The policies of `path` with where each was written (Cedar text only).
+    static func source(_ path: String, format: PolicyCommand.PolicyFormat?) throws(PolicyCommand.Failure) -> PolicySource {
         let format = format ?? (path.hasSuffix(".json") ? .json : .cedar)
         switch format {
         case .json:
             do {
-                return try PolicyJSON.policySet(try json(path))
+                return PolicySource(path: path, text: nil, set: try PolicyJSON.policySet(try json(path)), spans: [:])
             } catch let error as PolicyJSON.FormatError {
                 throw PolicyCommand.Failure(message: "\(path): error: \(error.message)", exitCode: 1)
             } catch let error as PolicyCommand.Failure {
@@ -400,19 +407,22 @@ struct PolicyInputs {
         case .cedar:
             let text = try read(path)
             var set = PolicySet()
+            var spans: [String: PolicySpans] = [:]
             do {
-                for (index, policy) in try CedarParser.policies(text).enumerated() {
-                    try? set.add(policy, id: "policy\(index)")
+                for (index, located) in try CedarParser.locatedPolicies(text).enumerated() {
+                    try? set.add(located.policy, id: "policy\(index)")
+                    spans["policy\(index)"] = located.spans
                 }
             } catch {
                 throw PolicyCommand.Failure(message: "\(path):\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
             }
-            return set
+            return PolicySource(path: path, text: text, set: set, spans: spans)
         }
     }
 
     /// No policies; entities from `path` when given (for `writ policy evaluate`).
     init(emptyWithEntities path: String?) throws(PolicyCommand.Failure) {
+        source = PolicySource(path: "", text: nil, set: PolicySet(), spans: [:])
         policySet = PolicySet()
         authorizer = Authorizer(policies: policySet)
         schema = nil
@@ -556,5 +566,20 @@ struct PolicyInputs {
                 .object([JSONMember("policy", .string($0.policyID)), JSONMember("message", .string($0.error.message))])
             }))])),
         ])
+    }
+}
+
+/// A policy file as read: its set and, for Cedar text, where each policy was written.
+struct PolicySource {
+    let path: String
+    let text: String?
+    let set: PolicySet
+    let spans: [String: PolicySpans]
+
+    /// A validation finding as compilers print one: `file:line:column: error: policy0: message`
+    /// and the line with carets under the offending part when its place is known.
+    func describe(_ finding: ValidationDiagnostic, as severity: String) -> String {
+        guard let span = finding.span, let text else { return "\(path): \(severity): \(finding.policyID): \(finding.message)" }
+        return "\(path):\(span): \(severity): \(finding.policyID): \(finding.message)\n\(span.snippet(in: text))"
     }
 }

@@ -135,10 +135,16 @@ struct IntegrationTest {
     func run(validated: inout Bool?) -> [String] {
         var mismatches: [String] = []
         let policySet: PolicySet
+        var spans: [String: PolicySpans] = [:]
         do {
             var set = PolicySet()
-            for (index, policy) in try CedarParser.policies(policies).enumerated() { try set.add(policy, id: "policy\(index)") }
+            let located = try CedarParser.locatedPolicies(policies)
+            for (index, policy) in located.enumerated() {
+                try set.add(policy.policy, id: "policy\(index)")
+                spans["policy\(index)"] = policy.spans
+            }
             policySet = set
+            mismatches += SpanChecks.problems(located, in: policies).map { "\(name): \($0)" }
         } catch {
             return ["\(name): policies do not parse: \(error)"]
         }
@@ -151,8 +157,9 @@ struct IntegrationTest {
         // The schema's other forms read back to the same schema.
         if (try? CedarSchemaJSON.parse(schemaValue.json)) != schemaValue { mismatches.append("\(name): the schema's JSON form reads back differently") }
         if (try? CedarSchemaParser.parse(schemaValue.text)) != schemaValue { mismatches.append("\(name): the schema printed as text reads back differently") }
-        let validation = Validator(schema: schemaValue).validate(policySet)
+        let validation = Validator(schema: schemaValue).validate(policySet, spans: spans)
         validated = validation.passed
+        mismatches += SpanChecks.unlocated(validation, spans, policySet).map { "\(name): \($0)" }
         if validation.passed != shouldValidate {
             mismatches.append("\(name): validation \(validation.passed ? "passed" : "failed") but Cedar says shouldValidate \(shouldValidate): \(validation.errors.map(\.description).joined(separator: "; "))")
         }

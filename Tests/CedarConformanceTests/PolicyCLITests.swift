@@ -164,11 +164,24 @@ import WritTestSupport
         ]
         for (text, reason) in cases {
             let run = try validate(text)
-            #expect(run.status == 3 && run.stdout.contains("policy0: error:") && run.stdout.contains(reason), "\(text)\n\(run.summary)")
+            #expect(run.status == 3 && run.stdout.contains("\(policies.path):1:") && run.stdout.contains(": error: policy0: ")
+                    && run.stdout.contains(reason), "\(text)\n\(run.summary)")
         }
+        // Findings are printed like a compiler's: file:line:column, then the line with carets
+        // under the offending expression.
+        let located = try validate("""
+            permit(principal, action, resource)
+              when { principal.department == "it" && principal.age > 3 };
+            """)
+        let expected = """
+            \(policies.path):2:42: error: policy0: attribute `age` does not exist on User
+              |   when { principal.department == "it" && principal.age > 3 };
+              |                                          ^^^^^^^^^^^^^
+            """
+        #expect(located.status == 3 && located.stdout.hasPrefix(expected), "\(located.summary)")
         // A policy that can never apply is a warning, not a failure.
         let impossible = try validate("permit(principal, action, resource) when { principal is Doc };")
-        #expect(impossible.status == 0 && impossible.stdout.contains("policy0: warning:"), "\(impossible.summary)")
+        #expect(impossible.status == 0 && impossible.stdout.contains("\(policies.path):1:1: warning: policy0: "), "\(impossible.summary)")
         // authorize --schema refuses policies that do not validate (exit 3).
         let entities = directory.appendingPathComponent("e.json")
         try "[]".write(to: entities, atomically: true, encoding: .utf8)
