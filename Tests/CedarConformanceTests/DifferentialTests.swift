@@ -9,9 +9,10 @@ import WritTestSupport
 /// sets, entity graphs and requests: well-typed and ill-typed policies, templates with links,
 /// hierarchies deeper than five levels, references to entities that do not exist. Compared:
 /// parse success, the JSON policy form (and its round trip), validation, decision, reasons and
-/// errors. A fixed seed and one derived from
-/// the commit run each time (printed); every mismatch prints its case in the integration tests'
-/// shape.
+/// errors. Two fixed seeds and one derived from the commit run each time (printed). The first
+/// mismatches of a seed are narrowed by ``Minimiser`` to a small case that still shows them and
+/// printed (and written under `.build/cedar-reproducers`) as an integration test, ready for
+/// `Tests/CedarRegression`.
 @Suite struct DifferentialTests {
 
     static let schema = """
@@ -205,7 +206,11 @@ import WritTestSupport
     }
 
     struct Case {
+        /// The policies and templates, one text each, and joined.
+        let texts: [String]
         let policies: String
+        /// The static policies and the links written out, one text each, and joined.
+        let expandedTexts: [String]
         let expanded: String
         /// Writ's id for each policy id of the expanded text.
         let idMap: [String: String]
@@ -228,7 +233,6 @@ import WritTestSupport
 
     @Test func writAgreesWithTheRealCedar() throws {
         let python = try TestEnvironment.interopPython()
-        let oracle = TestEnvironment.interopScript("cedar_oracle.py")
         let schema = try CedarSchemaParser.parse(Self.schema)
         // Writ's JSON form of the schema: read back to the same schema here, and used by cedarpy
         // to validate each case a second time.
@@ -275,31 +279,47 @@ import WritTestSupport
                 }
                 let entities = Self.entities(&rng)
                 let requests = (0..<requestsPerSet).map { _ in Self.request(&rng) }
-                cases.append(Case(policies: texts.joined(separator: "\n"), expanded: expanded.joined(separator: "\n"), idMap: idMap, links: links, entities: entities, requests: requests))
+                cases.append(Case(texts: texts, policies: texts.joined(separator: "\n"), expandedTexts: expanded, expanded: expanded.joined(separator: "\n"),
+                                  idMap: idMap, links: links, entities: entities, requests: requests))
             }
-            // The real Cedar, in one process.
+            // The real Cedar, in one process for the run (the batch, then any minimising).
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("writ-cedar-diff-\(seed)-\(getpid())")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let input = directory.appendingPathComponent("cases.jsonl"), output = directory.appendingPathComponent("answers.jsonl")
-            var lines = ""
-            for c in cases {
-                lines += JSONValue.object([JSONMember("policies", .string(c.policies)), JSONMember("expanded", .string(c.expanded)), JSONMember("schema", .string(Self.schema)), JSONMember("schema_json", .string(schemaJSON)),
-                                           JSONMember("entities", .array(c.entities)), JSONMember("requests", .array(c.requests))]).text + "\n"
+            let oracle = try CedarOracle(python: python, directory: directory)
+            defer {
+                oracle.close()
+                try? FileManager.default.removeItem(at: directory)
             }
-            try lines.write(to: input, atomically: true, encoding: .utf8)
-            let run = try ProcessRunner.run(python, [oracle, input.path, output.path])
-            try #require(run.status == 0, "\(run.summary)")
-            let answers = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(String($0)) }
-            try #require(answers.count == cases.count)
+            let answers = try oracle.answers(cases.map { c in
+                JSONValue.object([JSONMember("policies", .string(c.policies)), JSONMember("expanded", .string(c.expanded)), JSONMember("schema", .string(Self.schema)),
+                                  JSONMember("schema_json", .string(schemaJSON)), JSONMember("entities", .array(c.entities)), JSONMember("requests", .array(c.requests))])
+            })
 
             var mismatches: [String] = []
+            // The first few disagreements are narrowed down to small integration tests, written
+            // under .build/cedar-reproducers (for Tests/CedarRegression once fixed) and printed.
+            var minimised = 0
+            func reproducer(_ question: Minimiser.Question, _ c: Minimiser.Case) -> String {
+                guard minimised < 3 else { return "(not minimised: only the first 3 mismatches of a seed are)" }
+                minimised += 1
+                let name = "seed\(seed)-\(minimised)-\(question.rawValue)"
+                do {
+                    let minimiser = try Minimiser(question: question, schema: Self.schema, oracle: oracle)
+                    guard let result = try minimiser.minimise(c) else {
+                        return "(not minimised: without the template links, written out as static policies, Writ and Cedar agree)"
+                    }
+                    let folder = IntegrationCorpus.repositoryRoot.appendingPathComponent(".build/cedar-reproducers")
+                    let files = try minimiser.writeIntegrationTest(result.case, cedar: result.cedar, name: name, to: folder)
+                    return "minimised in \(result.rounds) rounds (\(result.disagreement)); written to \(folder.path)/\(name).*\n\(files)"
+                } catch {
+                    return "(minimising failed: \(error))"
+                }
+            }
             var allow = 0, deny = 0, erroring = 0, invalid = 0, decided = 0
             for (c, answer) in zip(cases, answers) {
                 let parsed = try? CedarParser.policies(c.policies)
                 guard case .bool(let cedarParses)? = answer["parses"] else { continue }
                 if (parsed != nil) != cedarParses {
-                    mismatches.append("parse: Writ \(parsed != nil), Cedar \(cedarParses)\n\(c.policies)")
+                    mismatches.append("parse: Writ \(parsed != nil), Cedar \(cedarParses)\n\(c.policies)\n" + reproducer(.parse, .init(policies: c.texts, entities: [], request: nil)))
                     continue
                 }
                 guard let parsed else { continue }
@@ -320,7 +340,7 @@ import WritTestSupport
                 for (index, policy) in parsed.enumerated() { try unlinked.add(policy, id: "policy\(index)") }
                 let ours = PolicyJSON.json(unlinked)
                 if Self.canonical(ours) != Self.canonical(answer["json"] ?? .null) {
-                    mismatches.append("JSON form: Writ \(ours.text)\nCedar \(answer["json"]?.text ?? "?")\n\(c.policies)")
+                    mismatches.append("JSON form: Writ \(ours.text)\nCedar \(answer["json"]?.text ?? "?")\n\(c.policies)\n" + reproducer(.json, .init(policies: c.texts, entities: [], request: nil)))
                 } else {
                     // And back: the JSON form reads as the same policies.
                     do {
@@ -336,11 +356,14 @@ import WritTestSupport
                     mismatches.append("cedarpy validated differently with Writ's JSON form of the schema: \(answer["validates_json_schema"]?.text ?? "?")\n\(c.policies)")
                 }
                 if answer["validates"] != .bool(validates) {
-                    mismatches.append("validation: Writ \(validates), Cedar \(answer["validates"]?.text ?? "?")\n\(c.policies)")
+                    mismatches.append("validation: Writ \(validates), Cedar \(answer["validates"]?.text ?? "?")\n\(c.policies)\n" + reproducer(.validation, .init(policies: c.texts, entities: [], request: nil)))
                 }
                 let store = try Entities(try CedarJSON.entities(.array(c.entities)))
                 let authorizer = Authorizer(policies: set)
-                guard case .array(let cedarAnswers)? = answer["answers"] else { continue }
+                guard case .array(let cedarAnswers)? = answer["answers"] else {
+                    mismatches.append("cedarpy could not decide the requests: \(answer["answers"]?.text ?? "?")\n\(c.expanded)")
+                    continue
+                }
                 for (request, cedar) in zip(c.requests, cedarAnswers) {
                     guard case .string(let p)? = request["principal"], case .string(let a)? = request["action"], case .string(let r)? = request["resource"] else { continue }
                     let response = authorizer.isAuthorized(Request(principal: try CedarParser.entityUID(p), action: try CedarParser.entityUID(a),
@@ -354,14 +377,10 @@ import WritTestSupport
                     }
                     let decision = cedar["decision"] == .string(response.decision.rawValue)
                     if !decision || ids("reasons") != Set(response.reasons) || ids("errors") != Set(response.errors.map(\.policyID)) {
-                        let reproducer = JSONValue.object([
-                            JSONMember("policies", .string(c.policies)), JSONMember("links", .string(c.links.map { "\($0.id): \($0.template)(\($0.principal), \($0.resource ?? "-"))" }.joined(separator: "; "))),
-                            JSONMember("entities", .array(c.entities)),
-                            JSONMember("requests", .array([.object([JSONMember("request", request), JSONMember("decision", cedar["decision"] ?? .null),
-                                                                    JSONMember("reason", .array(ids("reasons").sorted().map { .string($0) })),
-                                                                    JSONMember("errors", .array(ids("errors").sorted().map { .string($0) }))])])),
-                        ]).text
-                        mismatches.append("decision: Writ \(response.decision.rawValue) \(response.reasons) errors \(response.errors.map { "\($0.policyID): \($0.error.message)" })\n\(reproducer)")
+                        let links = c.links.map { "\($0.id): \($0.template)(\($0.principal), \($0.resource ?? "-"))" }.joined(separator: "; ")
+                        mismatches.append("decision: Writ \(response.decision.rawValue) \(response.reasons) errors \(response.errors.map { "\($0.policyID): \($0.error.message)" }), Cedar \(cedar.text)\n"
+                                          + "policies:\n\(c.policies)\nlinks: \(links)\nrequest: \(request.text)\n"
+                                          + reproducer(.decision, .init(policies: c.expandedTexts, entities: c.entities, request: request)))
                     }
                 }
             }
