@@ -125,7 +125,7 @@ extension CedarText {
                 switch element {
                 case .wildcard: pattern += "*"
                 case .scalar("*"): pattern += "\\*"
-                case .scalar(let s): pattern += String(quoted(String(Character(s))).dropFirst().dropLast())
+                case .scalar(let s): escape(s, into: &pattern)
                 }
             }
             return write(x, atLeast: 4) + " like " + pattern + "\""

@@ -117,23 +117,28 @@ public enum CedarText {
     /// escaped and other control characters as `\u{…}` (the form Cedar prints).
     public static func quoted(_ text: String) -> String {
         var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\0": out += "\\0"
-            case "'": out += "\\'"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u{" + String(scalar.value, radix: 16) + "}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        for scalar in text.unicodeScalars { escape(scalar, into: &out) }
+        out.unicodeScalars.append("\"")
+        return out
+    }
+
+    /// Appends `scalar` as it is written inside a Cedar string literal (scalar by scalar: a
+    /// combining mark stays itself, whatever it follows).
+    static func escape(_ scalar: Unicode.Scalar, into out: inout String) {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\0": out += "\\0"
+        case "'": out += "\\'"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
             }
         }
-        return out + "\""
     }
 }

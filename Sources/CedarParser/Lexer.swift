@@ -93,6 +93,8 @@ package struct Lexer {
     var index = 0
     var line = 1
     var column = 1
+    /// The `//` comments skipped so far, each up to its end of line.
+    package var comments: [SourceSpan] = []
 
     package init(_ source: String) {
         self.source = source
@@ -179,7 +181,9 @@ package struct Lexer {
             if c.properties.isWhitespace {
                 advance()
             } else if c == "/", index + 1 < scalars.count, scalars[index + 1] == "/" {
+                let start = position
                 while index < scalars.count, scalars[index] != "\n" { advance() }
+                comments.append(SourceSpan(start, position))
             } else {
                 return
             }

@@ -205,7 +205,9 @@ struct PolicyCommand: ParsableCommand {
             discussion: """
                 Each policy: annotations, then `permit (` or `forbid (` with the scope one constraint per \
                 line, then one `when { … }` or `unless { … }` per line; expressions with the parentheses \
-                precedence needs and no others. Comments are not kept. --check prints nothing and exits 2 \
+                precedence needs and no others. Comments are kept: one on its own line stays before the policy \
+                that follows it, one after a policy's `;` stays at the end of that policy, and a policy with a \
+                comment inside it is left exactly as written (said on stderr). --check prints nothing and exits 2 \
                 when the file differs from its formatted form.
 
                 Example:
@@ -219,13 +221,17 @@ struct PolicyCommand: ParsableCommand {
             let text: String, formatted: String
             do throws(Failure) {
                 text = try PolicyInputs.read(policies)
-                let parsed: [Policy]
                 do {
-                    parsed = try CedarParser.policies(text)
+                    let result = try CedarFormatter.format(text)
+                    formatted = result.text
+                    if !check {
+                        for index in result.keptAsWritten {
+                            print("\(policies): note: policy\(index) is kept as written: it has a comment inside", to: &stderr)
+                        }
+                    }
                 } catch {
                     throw Failure(message: "\(policies):\(error.position): error: \(error.message)\n\(error.snippet)", exitCode: 1)
                 }
-                formatted = parsed.map { CedarText.policy($0) }.joined(separator: "\n\n") + (parsed.isEmpty ? "" : "\n")
             } catch {
                 print(error.message, to: &stderr)
                 throw ExitCode(error.exitCode)

@@ -1,3 +1,4 @@
+import CedarParser
 import Foundation
 import Testing
 
@@ -23,6 +24,29 @@ import Testing
         #expect(validating > 0 && refused > 0)
         for line in mismatches.prefix(40) { print("  " + line) }
         #expect(mismatches.isEmpty, "\(mismatches.count) disagreements with Cedar; first: \(mismatches.first ?? "")")
+    }
+
+    /// The formatter on every policy file of the corpus: the same policies, every comment kept,
+    /// and formatting again changes nothing.
+    @Test func formattingKeepsPoliciesAndComments() throws {
+        var problems: [String] = []
+        var files = 0, commented = 0
+        for (file, base) in try IntegrationCorpus.testFiles() {
+            let test = try IntegrationTest(file: file, base: base)
+            files += 1
+            let (formatted, _) = try CedarFormatter.format(test.policies)
+            if try CedarParser.policies(formatted) != CedarParser.policies(test.policies) { problems.append("\(test.name): the policies changed") }
+            if try CedarFormatter.format(formatted).text != formatted { problems.append("\(test.name): formatting twice differs") }
+            // Comments are kept verbatim and string literals keep their text: `//` occurs as often.
+            let slashes = { (text: String) in text.components(separatedBy: "//").count - 1 }
+            if slashes(formatted) != slashes(test.policies) {
+                problems.append("\(test.name): `//` occurs \(slashes(test.policies)) times before formatting, \(slashes(formatted)) after")
+            }
+            if slashes(test.policies) > 0 { commented += 1 }
+        }
+        print("formatter: \(files) policy files, \(commented) with comments")
+        #expect(files == IntegrationCorpus.handWrittenCount + IntegrationCorpus.generatedCount)
+        #expect(problems.isEmpty, "\(problems.count) problems; first: \(problems.prefix(5))")
     }
 
     /// Cases where Writ once disagreed with Cedar (Tests/CedarRegression, each confirmed with

@@ -242,7 +242,7 @@ import WritTestSupport
         #expect(back.status == 0 && back.stdout.contains("// policy2\npermit (\n  principal == ?principal,"), "\(back.summary)")
 
         let formatted = try Self.policy(["format", "--policies", text.path])
-        #expect(formatted.status == 0 && formatted.stdout.hasPrefix("@id(\"owner\")\npermit (\n  principal,\n  action == Action::\"read\",\n  resource\n)\nwhen { resource.owner == principal };\n"), "\(formatted.summary)")
+        #expect(formatted.status == 0 && formatted.stdout.hasPrefix("@id(\"owner\")\npermit (\n  principal,\n  action == Action::\"read\",\n  resource\n)\nwhen { resource.owner == principal }; // a comment\n"), "\(formatted.summary)")
         let unformatted = try Self.policy(["format", "--policies", text.path, "--check"])
         #expect(unformatted.status == 2, "\(unformatted.summary)")
         try formatted.stdout.write(to: text, atomically: true, encoding: .utf8)
