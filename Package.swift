@@ -3,7 +3,7 @@
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
 //   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS,
-//                  GRPCServerReflection, CedarCore, CedarParser, CedarValidator (the Cedar policy language)
+//                  GRPCServerReflection, MerkleLog, CedarCore, CedarParser, CedarValidator (the Cedar policy language)
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
@@ -141,6 +141,11 @@ let package = Package(
         // The Cedar policy language (cedarpolicy.com), written for Writ: values, entities, the
         // evaluator and authorizer, JSON formats (CedarCore); policy text (CedarParser); schemas,
         // schema-based JSON and validation (CedarValidator). No dependencies beyond the stdlib.
+        // A transparency log's Merkle tree (RFC 6962 / RFC 9162 hashing, tree heads, inclusion
+        // and consistency proofs planned as lookups of complete subtrees), and its checkpoints as
+        // C2SP signed notes (Ed25519).
+        .target(name: "MerkleLog", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+
         .target(name: "CedarCore"),
         .target(name: "CedarParser", dependencies: ["CedarCore"]),
         .target(name: "CedarValidator", dependencies: ["CedarCore", "CedarParser"]),
@@ -337,6 +342,8 @@ let package = Package(
         .testTarget(name: "WritModelTests", dependencies: ["WritModel", "SPIFFEIdentity"]),
         .testTarget(name: "WritConfigTests", dependencies: ["WritConfig"]),
         .testTarget(name: "CedarCoreTests", dependencies: ["CedarCore", "CedarParser", "WritTestSupport"]),
+        .testTarget(name: "MerkleLogTests", dependencies: ["MerkleLog", "WritTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+                    exclude: ["Vectors"]),
         // Cedar's own integration tests (../shared/cedar-conformance, unpacked into .build).
         .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator", "WritTestSupport"]),
         .testTarget(
