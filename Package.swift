@@ -3,7 +3,7 @@
 // Writ — workload identity for AI agents and services.
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
 //   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS,
-//                  GRPCServerReflection, MerkleLog, CedarCore, CedarParser, CedarValidator (the Cedar policy language)
+//                  GRPCServerReflection, MerkleLog, StrictJSON, CedarCore, CedarParser, CedarValidator (the Cedar policy language)
 //   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
@@ -146,9 +146,13 @@ let package = Package(
         // C2SP signed notes (Ed25519).
         .target(name: "MerkleLog", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
-        .target(name: "CedarCore"),
+        // JSON read strictly (RFC 8259 / I-JSON: exact integers, duplicate names refused,
+        // bounded depth) and written compactly or canonically (RFC 8785, JCS).
+        .target(name: "StrictJSON"),
+
+        .target(name: "CedarCore", dependencies: ["StrictJSON"]),
         .target(name: "CedarParser", dependencies: ["CedarCore"]),
-        .target(name: "CedarValidator", dependencies: ["CedarCore", "CedarParser"]),
+        .target(name: "CedarValidator", dependencies: ["CedarCore", "CedarParser", "StrictJSON"]),
 
         // gRPC server reflection (grpc.reflection.v1 and v1alpha) over a catalog of file
         // descriptors; types generated from the verbatim proto/grpc/reflection/v1/reflection.proto
@@ -245,7 +249,7 @@ let package = Package(
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI", "CedarCore", "CedarParser", "CedarValidator",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI", "CedarCore", "CedarParser", "CedarValidator", "StrictJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -345,7 +349,8 @@ let package = Package(
         .testTarget(name: "MerkleLogTests", dependencies: ["MerkleLog", "WritTestSupport", .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Vectors"]),
         // Cedar's own integration tests (../shared/cedar-conformance, unpacked into .build).
-        .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator", "WritTestSupport"]),
+        .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator", "StrictJSON", "WritTestSupport"]),
+        .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON", "WritTestSupport"]),
         .testTarget(
             name: "GRPCServerReflectionTests",
             dependencies: ["GRPCServerReflection", "SPIFFEWorkloadProto",
@@ -426,7 +431,7 @@ let package = Package(
         // Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model.
         .executableTarget(
             name: "writ-bench-cedar",
-            dependencies: ["CedarCore", "CedarParser", "WritTestSupport"],
+            dependencies: ["CedarCore", "CedarParser", "StrictJSON", "WritTestSupport"],
             path: "Benchmarks/WritCedarBench",
             exclude: ["cedarpy_batch.py"]
         ),

@@ -12,6 +12,7 @@
 // and checks that every decision agrees.
 import CedarCore
 import CedarParser
+import StrictJSON
 import WritTestSupport
 import Foundation
 

@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// Cedar's JSON formats for values, entities and request contexts, without a schema: entity
 /// references as `{"__entity": {"type": …, "id": …}}`, extension values as
 /// `{"__extn": {"fn": …, "arg": …}}`, arrays as sets, other objects as records.

@@ -1,3 +1,5 @@
+import StrictJSON
+
 /// Cedar's JSON policy format (the "EST"), both directions: what `cedar translate-policy` and
 /// cedarpy's `policies_to_json_str` produce, object members in sorted order.
 public enum PolicyJSON {

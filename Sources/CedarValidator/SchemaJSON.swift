@@ -1,4 +1,5 @@
 import CedarCore
+import StrictJSON
 
 /// Cedar's JSON formats read with a schema: attribute values take their declared types (an
 /// entity reference may be written `{"type": …, "id": …}`, an extension value as its plain

@@ -1,5 +1,6 @@
 import CedarCore
 import CedarParser
+import StrictJSON
 
 /// Cedar's JSON schema format: `{"Namespace": {"entityTypes": {…}, "actions": {…},
 /// "commonTypes": {…}}}`, resolved with the same rules as the Cedar schema syntax.

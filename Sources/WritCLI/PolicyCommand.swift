@@ -3,6 +3,7 @@ import CedarCore
 import CedarParser
 import CedarValidator
 import Foundation
+import StrictJSON
 
 /// `writ policy …`: Cedar policies, with the Cedar CLI's commands and exit codes.
 struct PolicyCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import CedarCore
 import CedarParser
 import CedarValidator
 import Foundation
+import StrictJSON
 import Testing
 import WritTestSupport
 

@@ -2,6 +2,7 @@ import CedarCore
 import CedarParser
 import CedarValidator
 import Foundation
+import StrictJSON
 
 /// Cedar's integration tests (../shared/cedar-conformance: 22 hand-written tests and the
 /// generated corpus), located beside the repository, unpacked once into `.build/cedar-corpus`.

@@ -2,6 +2,7 @@ import CedarCore
 import CedarParser
 import CedarValidator
 import Foundation
+import StrictJSON
 import WritTestSupport
 
 /// The real Cedar (cedarpy, through `Tests/interop/cedar_oracle.py --serve`) for a whole run:

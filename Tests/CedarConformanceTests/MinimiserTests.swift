@@ -1,6 +1,7 @@
 import CedarCore
 import CedarParser
 import Foundation
+import StrictJSON
 import Testing
 import WritTestSupport
 

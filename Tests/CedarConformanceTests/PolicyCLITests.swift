@@ -1,5 +1,6 @@
 import CedarCore
 import Foundation
+import StrictJSON
 import Testing
 import WritTestSupport
 

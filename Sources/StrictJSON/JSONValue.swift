@@ -1,6 +1,8 @@
-/// A JSON document parsed strictly, the way Cedar reads its JSON formats: integers are exact
-/// (Cedar's are 64-bit; a fraction or exponent is kept apart so it can be refused), object
-/// members keep their order and duplicates are reported, and nesting is bounded.
+/// A JSON document read strictly (RFC 8259 with I-JSON's rules, RFC 7493): integers are exact
+/// 64-bit values (a fraction, an exponent or a larger magnitude is kept apart, as written, so a
+/// format that wants integers can refuse it), object members keep their order and duplicate
+/// names are refused, and nesting is bounded. Strings compare by code point, never by Unicode
+/// canonical equivalence.
 public indirect enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -33,9 +35,14 @@ public indirect enum JSONValue: Sendable, Hashable {
         case .bool(let b): hasher.combine(b)
         case .integer(let i): hasher.combine(i)
         case .otherNumber(let s): hasher.combine(s)
-        case .string(let s): hasher.combine(CedarString(s))
+        case .string(let s): hasher.combine(s.utf8.count); for byte in s.utf8 { hasher.combine(byte) }
         case .array(let a): hasher.combine(a)
-        case .object(let o): for member in o { hasher.combine(CedarString(member.key)); hasher.combine(member.value) }
+        case .object(let o):
+            for member in o {
+                hasher.combine(member.key.utf8.count)
+                for byte in member.key.utf8 { hasher.combine(byte) }
+                hasher.combine(member.value)
+            }
         }
     }
 
@@ -190,7 +197,7 @@ public struct JSONParser {
         index += 1
         var members: [JSONMember] = []
         // Small objects check duplicates by scanning; large ones through a set.
-        var seen: Set<CedarString>? = nil
+        var seen: Set<[UInt8]>? = nil
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {
@@ -202,8 +209,8 @@ public struct JSONParser {
             if members.count < 16 {
                 duplicate = members.contains { $0.key.utf8.elementsEqual(key.utf8) }
             } else {
-                if seen == nil { seen = Set(members.map { CedarString($0.key) }) }
-                duplicate = !seen!.insert(CedarString(key)).inserted
+                if seen == nil { seen = Set(members.map { Array($0.key.utf8) }) }
+                duplicate = !seen!.insert(Array(key.utf8)).inserted
             }
             guard !duplicate else {
                 throw JSONError(message: "duplicate key `\(key)`", offset: keyOffset)
