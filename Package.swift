@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "WritStore",
             dependencies: [
-                "SPIFFEIdentity", "WritModel",
+                "SPIFFEIdentity", "WritModel", "MerkleLog",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -232,7 +232,7 @@ let package = Package(
             name: "WritServer",
             dependencies: [
                 "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation",
-                "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres",
+                "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres", "MerkleLog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -395,7 +395,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WritStoreTests",
-            dependencies: ["WritStore", "WritStoreSQLite", "WritStorePostgres", "WritModel", "SPIFFEIdentity", "WritTestSupport",
+            dependencies: ["WritStore", "WritStoreSQLite", "WritStorePostgres", "WritModel", "SPIFFEIdentity", "MerkleLog", "WritTestSupport",
                            .product(name: "SQLKit", package: "sql-kit")]
         ),
 

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import MerkleLog
 import Prometheus
 import SPIFFEIdentity
 import WritModel
@@ -164,6 +165,29 @@ struct MeasuredDatastore: Datastore {
     func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion {
         try await measure("delete_federated_bundle") { () async throws(StoreError) in try await inner.deleteFederatedBundle(trustDomain, mode: mode, at: time) }
     }
+    func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64> {
+        try await measure("append_audit_events") { () async throws(StoreError) in try await inner.appendAuditEvents(events) }
+    }
+    func auditSize() async throws(StoreError) -> UInt64 { try await measure("audit_size") { () async throws(StoreError) in try await inner.auditSize() } }
+    func auditEvents(_ range: Range<UInt64>) async throws(StoreError) -> [AuditEventRecord] {
+        try await measure("audit_events") { () async throws(StoreError) in try await inner.auditEvents(range) }
+    }
+    func auditSubtrees(_ subtrees: Set<Subtree>) async throws(StoreError) -> [Subtree: MerkleHash] {
+        try await measure("audit_subtrees") { () async throws(StoreError) in try await inner.auditSubtrees(subtrees) }
+    }
+    func searchAuditEvents(_ query: AuditQuery) async throws(StoreError) -> [AuditEventRecord] {
+        try await measure("search_audit_events") { () async throws(StoreError) in try await inner.searchAuditEvents(query) }
+    }
+    func addAuditCheckpoint(_ checkpoint: AuditCheckpointRecord) async throws(StoreError) -> AuditCheckpointRecord {
+        try await measure("add_audit_checkpoint") { () async throws(StoreError) in try await inner.addAuditCheckpoint(checkpoint) }
+    }
+    func auditCheckpoints(limit: Int) async throws(StoreError) -> [AuditCheckpointRecord] {
+        try await measure("audit_checkpoints") { () async throws(StoreError) in try await inner.auditCheckpoints(limit: limit) }
+    }
+    func registerAuditLogKey(_ key: AuditLogKeyRecord) async throws(StoreError) -> [AuditLogKeyRecord] {
+        try await measure("register_audit_log_key") { () async throws(StoreError) in try await inner.registerAuditLogKey(key) }
+    }
+    func auditLogKeys() async throws(StoreError) -> [AuditLogKeyRecord] { try await measure("audit_log_keys") { () async throws(StoreError) in try await inner.auditLogKeys() } }
     func backup(to path: String) async throws(StoreError) { try await measure("backup") { () async throws(StoreError) in try await inner.backup(to: path) } }
     func close() async { await inner.close() }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MerkleLog
 import SPIFFEIdentity
 import WritModel
 
@@ -89,6 +90,29 @@ public protocol Datastore: Sendable {
     /// `conflict` while there are any; `dissociate` drops the trust domain from their
     /// `federates_with` (an `entry.update` each); `delete` deletes them (an `entry.delete` each).
     func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion
+
+    // MARK: the audit log (an RFC 6962 Merkle tree of events)
+
+    /// Appends `events` in order at the end of the log, in one transaction under the write
+    /// lock (so servers sharing a database leave no gap and no duplicate), with the hash of every
+    /// subtree they complete; returns the indices given. All or nothing.
+    func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64>
+    /// The number of events in the log.
+    func auditSize() async throws(StoreError) -> UInt64
+    /// The events with indices in `range` (clamped to the log), in order.
+    func auditEvents(_ range: Range<UInt64>) async throws(StoreError) -> [AuditEventRecord]
+    /// The stored hashes of `subtrees` (one read; a subtree not complete yet is left out).
+    func auditSubtrees(_ subtrees: Set<Subtree>) async throws(StoreError) -> [Subtree: MerkleHash]
+    /// Events matching `query`, in index order.
+    func searchAuditEvents(_ query: AuditQuery) async throws(StoreError) -> [AuditEventRecord]
+    /// Stores a signed checkpoint (every one is kept).
+    func addAuditCheckpoint(_ checkpoint: AuditCheckpointRecord) async throws(StoreError) -> AuditCheckpointRecord
+    /// Stored checkpoints, newest (largest tree, then latest signed) first.
+    func auditCheckpoints(limit: Int) async throws(StoreError) -> [AuditCheckpointRecord]
+    /// Records a server's log verifier key (idempotent), retiring the server's other keys.
+    func registerAuditLogKey(_ key: AuditLogKeyRecord) async throws(StoreError) -> [AuditLogKeyRecord]
+    /// Every log key ever registered, retired ones included, oldest first.
+    func auditLogKeys() async throws(StoreError) -> [AuditLogKeyRecord]
 
     /// Writes a consistent copy of the whole datastore to `path` (a new file) while it stays
     /// online. SQLite only: a PostgreSQL store is backed up with `pg_dump` (docs/datastore.md).

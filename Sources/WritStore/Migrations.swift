@@ -120,6 +120,58 @@ struct Migration: Sendable {
                 """,
             ]
         ),
+        // The audit log: events (canonical JSON, indexed by type, actor, target and time), the
+        // hash of every complete subtree of their Merkle tree (level 0: the leaves), signed
+        // checkpoints, and every server's log key.
+        Migration(
+            version: 5,
+            sqlite: [
+                """
+                CREATE TABLE audit_events (leaf_index INTEGER PRIMARY KEY, body TEXT NOT NULL, event_type TEXT NOT NULL,
+                    actor TEXT NOT NULL, target TEXT NOT NULL, at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX audit_events_type ON audit_events (event_type, leaf_index)",
+                "CREATE INDEX audit_events_actor ON audit_events (actor, leaf_index)",
+                "CREATE INDEX audit_events_target ON audit_events (target, leaf_index)",
+                "CREATE INDEX audit_events_time ON audit_events (at_ms, leaf_index)",
+                """
+                CREATE TABLE audit_subtrees (level BIGINT NOT NULL, subtree_index BIGINT NOT NULL, hash BLOB NOT NULL,
+                    PRIMARY KEY (level, subtree_index))
+                """,
+                """
+                CREATE TABLE audit_checkpoints (id INTEGER PRIMARY KEY AUTOINCREMENT, tree_size BIGINT NOT NULL, note TEXT NOT NULL,
+                    key_name TEXT NOT NULL, key_id BIGINT NOT NULL, signed_at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX audit_checkpoints_size ON audit_checkpoints (tree_size)",
+                """
+                CREATE TABLE audit_log_keys (verifier_key TEXT PRIMARY KEY, server_id TEXT NOT NULL,
+                    created_at_ms BIGINT NOT NULL, retired_at_ms BIGINT)
+                """,
+            ],
+            postgres: [
+                """
+                CREATE TABLE audit_events (leaf_index BIGINT PRIMARY KEY, body TEXT NOT NULL, event_type TEXT COLLATE "C" NOT NULL,
+                    actor TEXT COLLATE "C" NOT NULL, target TEXT COLLATE "C" NOT NULL, at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX audit_events_type ON audit_events (event_type, leaf_index)",
+                "CREATE INDEX audit_events_actor ON audit_events (actor, leaf_index)",
+                "CREATE INDEX audit_events_target ON audit_events (target, leaf_index)",
+                "CREATE INDEX audit_events_time ON audit_events (at_ms, leaf_index)",
+                """
+                CREATE TABLE audit_subtrees (level BIGINT NOT NULL, subtree_index BIGINT NOT NULL, hash BYTEA NOT NULL,
+                    PRIMARY KEY (level, subtree_index))
+                """,
+                """
+                CREATE TABLE audit_checkpoints (id BIGSERIAL PRIMARY KEY, tree_size BIGINT NOT NULL, note TEXT NOT NULL,
+                    key_name TEXT NOT NULL, key_id BIGINT NOT NULL, signed_at_ms BIGINT NOT NULL)
+                """,
+                "CREATE INDEX audit_checkpoints_size ON audit_checkpoints (tree_size)",
+                """
+                CREATE TABLE audit_log_keys (verifier_key TEXT COLLATE "C" PRIMARY KEY, server_id TEXT NOT NULL,
+                    created_at_ms BIGINT NOT NULL, retired_at_ms BIGINT)
+                """,
+            ]
+        ),
     ]
 
     /// The newest step this binary knows.

@@ -1,0 +1,200 @@
+import Foundation
+import MerkleLog
+import Testing
+@testable import WritStore
+import WritStorePostgres
+import WritStoreSQLite
+import WritTestSupport
+
+/// The audit log's storage on every backend (part of the one conformance suite): indices,
+/// subtree hashes that make up the RFC 6962 tree, proofs from one read, search, checkpoints and
+/// log keys; concurrent appenders on one database; a failed append leaves nothing.
+extension StoreConformanceTests {
+    static func auditEvent(_ n: Int, type: String = "entry.create", actor: String = "unix:uid:0", target: String = "", at time: Date = F.now) -> AuditEventRecord {
+        AuditEventRecord(body: Array(#"{"n":\#(n),"type":"\#(type)"}"#.utf8), type: type, actor: actor, target: target, time: time)
+    }
+
+    /// The tree recomputed from the stored bodies, independently of the stored hashes.
+    static func recomputed(_ store: SQLDatastore) async throws -> CompactRange {
+        var range = CompactRange()
+        let size = try await store.auditSize()
+        var next: UInt64 = 0
+        while next < size {
+            let page = try await store.auditEvents(next..<min(next + 1000, size))
+            for event in page {
+                #expect(event.index == range.size, "events come back in index order, without gaps")
+                range.append(MerkleHash.leaf(event.body))
+            }
+            next += UInt64(page.count)
+            if page.isEmpty { break }
+        }
+        return range
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func auditAppendsBuildTheMerkleTreeAndAnswerProofsInOneRead(_ kind: StoreBackendKind) async throws {
+        try await F.withStore(kind) { store in
+            #expect(try await store.auditSize() == 0)
+            #expect(try await store.appendAuditEvents([]) == 0..<0)
+            var total = 0
+            for (batch, count) in [1, 37, 500, 1, 86].enumerated() {
+                let events = (0..<count).map { Self.auditEvent(total + $0, type: batch % 2 == 0 ? "entry.create" : "svid.x509.issue") }
+                let range = try await store.appendAuditEvents(events)
+                #expect(range == UInt64(total)..<UInt64(total + count))
+                total += count
+            }
+            let size = try await store.auditSize()
+            #expect(size == UInt64(total))
+            let tree = try await Self.recomputed(store)
+            #expect(tree.size == size)
+            // Every complete subtree is stored once: 2n − popcount(n) rows.
+            let everySubtree = Set((0..<64).flatMap { level in (0..<(size >> UInt64(level))).map { Subtree(level: level, index: $0) } })
+            #expect(try await store.auditSubtrees(everySubtree).count == 2 * total - total.nonzeroBitCount)
+            let root = try MerkleProofs.root(size: size, try await store.auditSubtrees(MerkleProofs.rootPlan(size: size).subtrees))
+            #expect(root == tree.root)
+            // Proofs from one lookup each verify against the recomputed roots.
+            let bodies = try await store.auditEvents(0..<size).map(\.body)
+            var rng = SeededRandom(seed: 17)
+            for _ in 0..<40 {
+                let n = UInt64.random(in: 1...size, using: &rng), index = UInt64.random(in: 0..<n, using: &rng), old = UInt64.random(in: 1...n, using: &rng)
+                let plan = try MerkleProofs.inclusionPlan(index: index, size: n)
+                let proof = try plan.hashes(try await store.auditSubtrees(plan.subtrees))
+                var prefix = CompactRange()
+                for body in bodies[0..<Int(n)] { prefix.append(MerkleHash.leaf(body)) }
+                try MerkleProofs.verifyInclusion(leaf: MerkleHash.leaf(bodies[Int(index)]), index: index, size: n, proof: proof, root: prefix.root)
+                var oldPrefix = CompactRange()
+                for body in bodies[0..<Int(old)] { oldPrefix.append(MerkleHash.leaf(body)) }
+                let consistencyPlan = try MerkleProofs.consistencyPlan(oldSize: old, newSize: n)
+                let consistency = try consistencyPlan.hashes(try await store.auditSubtrees(consistencyPlan.subtrees))
+                try MerkleProofs.verifyConsistency(oldSize: old, newSize: n, oldRoot: oldPrefix.root, newRoot: prefix.root, proof: consistency)
+            }
+            await Self.expectError(.invalidArgument, "an empty body") { _ = try await store.appendAuditEvents([AuditEventRecord(body: [], type: "t", actor: "a", time: F.now)]) }
+            await Self.expectError(.invalidArgument, "no type") { _ = try await store.appendAuditEvents([AuditEventRecord(body: [0x7B, 0x7D], type: "", actor: "a", time: F.now)]) }
+            await Self.expectError(.invalidArgument, "a NUL byte") { _ = try await store.appendAuditEvents([AuditEventRecord(body: [0x7B, 0, 0x7D], type: "t", actor: "a", time: F.now)]) }
+            #expect(try await store.auditSize() == size, "refused appends add nothing")
+        }
+    }
+
+    /// Two stores on one database (two servers) and four appenders each: every event gets one
+    /// index, none is skipped, and the tree is the tree of the bodies in index order.
+    @Test(arguments: StoreBackendKind.allCases)
+    func concurrentAppendersOnOneDatabaseLeaveNoGapsOrDuplicates(_ kind: StoreBackendKind) async throws {
+        try await Self.withTwoStores(kind) { first, second in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<8 {
+                    let store = writer % 2 == 0 ? first : second
+                    group.addTask {
+                        for batch in 0..<15 {
+                            let events = (0..<(1 + (writer * 7 + batch) % 23)).map { Self.auditEvent(writer * 100_000 + batch * 100 + $0, actor: "writer-\(writer)") }
+                            _ = try await store.appendAuditEvents(events)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let expected = (0..<8).reduce(0) { sum, writer in sum + (0..<15).reduce(0) { $0 + 1 + (writer * 7 + $1) % 23 } }
+            let size = try await first.auditSize()
+            #expect(size == UInt64(expected))
+            let events = try await second.auditEvents(0..<size)
+            #expect(events.map(\.index) == (0..<size).map { Optional($0) })
+            #expect(Set(events.map(\.body)).count == expected, "every event stored once")
+            let tree = try await Self.recomputed(first)
+            #expect(try MerkleProofs.root(size: size, try await second.auditSubtrees(MerkleProofs.rootPlan(size: size).subtrees)) == tree.root)
+        }
+    }
+
+    static func withTwoStores(_ kind: StoreBackendKind, _ body: (SQLDatastore, SQLDatastore) async throws -> Void) async throws {
+        switch kind {
+        case .sqlite:
+            let directory = try TemporaryDirectory(prefix: "writ-store")
+            let path = directory.file("datastore.sqlite3").path
+            let a = try await SQLiteBackend.open(path: path), b = try await SQLiteBackend.open(path: path)
+            do { try await body(try await SQLDatastore(backend: a), try await SQLDatastore(backend: b)) } catch {
+                await a.close(); await b.close()
+                throw error
+            }
+            await a.close(); await b.close()
+        case .postgres:
+            try await F.withPostgresDatabase { url in
+                try await PostgresBackend.withBackend(url: url) { a in
+                    try await PostgresBackend.withBackend(url: url) { b in
+                        try await body(try await SQLDatastore(backend: a), try await SQLDatastore(backend: b))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func aFailedAuditAppendLeavesNothing(_ kind: StoreBackendKind) async throws {
+        let armed = FaultSwitch()
+        try await F.withStore(kind, faults: armed.faults(at: .beforeCommit)) { store in
+            _ = try await store.appendAuditEvents((0..<5).map { Self.auditEvent($0) })
+            let before = try await store.auditSubtrees(Set((0..<4).flatMap { level in (0..<8).map { Subtree(level: level, index: UInt64($0)) } }))
+            armed.isOn = true
+            await Self.expectError(.injectedFault, "append with a fault") { _ = try await store.appendAuditEvents((5..<12).map { Self.auditEvent($0) }) }
+            armed.isOn = false
+            #expect(try await store.auditSize() == 5)
+            #expect(try await store.auditSubtrees(Set((0..<4).flatMap { level in (0..<8).map { Subtree(level: level, index: UInt64($0)) } })) == before)
+            #expect(try await store.appendAuditEvents((5..<12).map { Self.auditEvent($0) }) == 5..<12)
+            let tree = try await Self.recomputed(store)
+            #expect(try MerkleProofs.root(size: 12, try await store.auditSubtrees(MerkleProofs.rootPlan(size: 12).subtrees)) == tree.root)
+        }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func auditSearchUsesTypeActorTargetAndTime(_ kind: StoreBackendKind) async throws {
+        try await F.withStore(kind) { store in
+            let t0 = F.now
+            _ = try await store.appendAuditEvents([
+                Self.auditEvent(0, type: "svid.x509.issue", actor: "spiffe://example.org/writ/agent/a", target: "spiffe://example.org/web", at: t0),
+                Self.auditEvent(1, type: "svid.jwt.issue", actor: "spiffe://example.org/writ/agent/a", target: "spiffe://example.org/web", at: t0.addingTimeInterval(10)),
+                Self.auditEvent(2, type: "entry.create", actor: "unix:uid:0", target: "entry-1", at: t0.addingTimeInterval(20)),
+                Self.auditEvent(3, type: "svidx", actor: "unix:uid:0", at: t0.addingTimeInterval(30)),
+                Self.auditEvent(4, type: "svid.x509.issue", actor: "spiffe://example.org/writ/agent/b", target: "spiffe://example.org/db", at: t0.addingTimeInterval(40)),
+            ])
+            func indices(_ query: AuditQuery) async throws -> [UInt64] { try await store.searchAuditEvents(query).compactMap(\.index) }
+            #expect(try await indices(AuditQuery(type: "svid.x509.issue")) == [0, 4])
+            #expect(try await indices(AuditQuery(type: "svid.*")) == [0, 1, 4], "a prefix ends with `*`; `svidx` is not under `svid.`")
+            #expect(try await indices(AuditQuery(type: "*")) == [0, 1, 2, 3, 4])
+            #expect(try await indices(AuditQuery(actor: "unix:uid:0")) == [2, 3])
+            #expect(try await indices(AuditQuery(target: "spiffe://example.org/web")) == [0, 1])
+            #expect(try await indices(AuditQuery(since: t0.addingTimeInterval(10), until: t0.addingTimeInterval(40))) == [1, 2, 3])
+            #expect(try await indices(AuditQuery(type: "svid.*", actor: "spiffe://example.org/writ/agent/a", since: t0.addingTimeInterval(5))) == [1])
+            #expect(try await indices(AuditQuery(afterIndex: 1, limit: 2)) == [2, 3])
+            let found = try await store.searchAuditEvents(AuditQuery(type: "entry.create"))
+            #expect(found == [AuditEventRecord(index: 2, body: Self.auditEvent(2, type: "entry.create").body, type: "entry.create", actor: "unix:uid:0",
+                                               target: "entry-1", time: t0.addingTimeInterval(20))], "the stored event comes back whole")
+            await Self.expectError(.invalidArgument, "a zero limit") { _ = try await store.searchAuditEvents(AuditQuery(limit: 0)) }
+        }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func checkpointsAndLogKeysAreKept(_ kind: StoreBackendKind) async throws {
+        try await F.withStore(kind) { store in
+            _ = try await store.appendAuditEvents((0..<3).map { Self.auditEvent($0) })
+            let first = try await store.addAuditCheckpoint(AuditCheckpointRecord(size: 2, note: "note-2", keyName: "example.org/writ/audit", keyID: 0xc74f20a3, signedAt: F.now))
+            let second = try await store.addAuditCheckpoint(AuditCheckpointRecord(size: 3, note: "note-3", keyName: "example.org/writ/audit", keyID: 0xffffffff, signedAt: F.now.addingTimeInterval(1)))
+            #expect(first.id != nil && second.id != nil && first.id != second.id)
+            #expect(try await store.auditCheckpoints(limit: 10) == [second, first], "newest (largest tree) first; key ids keep all 32 bits")
+            #expect(try await store.auditCheckpoints(limit: 1) == [second])
+            await Self.expectError(.invalidArgument, "a checkpoint beyond the log") {
+                _ = try await store.addAuditCheckpoint(AuditCheckpointRecord(size: 4, note: "n", keyName: "k", keyID: 1, signedAt: F.now))
+            }
+
+            let a1 = AuditLogKeyRecord(verifierKey: "example.org/writ/audit+00000001+AAAA", serverID: "server-a", createdAt: F.now)
+            let a2 = AuditLogKeyRecord(verifierKey: "example.org/writ/audit+00000002+BBBB", serverID: "server-a", createdAt: F.now.addingTimeInterval(60))
+            let b1 = AuditLogKeyRecord(verifierKey: "example.org/writ/audit+00000003+CCCC", serverID: "server-b", createdAt: F.now.addingTimeInterval(30))
+            _ = try await store.registerAuditLogKey(a1)
+            _ = try await store.registerAuditLogKey(b1)
+            let keys = try await store.registerAuditLogKey(a2)
+            #expect(keys.map(\.verifierKey) == [a1, b1, a2].map(\.verifierKey))
+            #expect(keys.map(\.retiredAt) == [a2.createdAt, nil, nil], "a server's older key is retired, never deleted")
+            #expect(try await store.registerAuditLogKey(a2) == keys, "registering again changes nothing")
+            await Self.expectError(.alreadyExists, "another server's key") {
+                _ = try await store.registerAuditLogKey(AuditLogKeyRecord(verifierKey: a1.verifierKey, serverID: "server-b", createdAt: F.now))
+            }
+            #expect(try await store.auditLogKeys() == keys)
+        }
+    }
+}
