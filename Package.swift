@@ -4,7 +4,7 @@
 // Modules are layered (see ../shared/STYLE.md and scripts/check-imports):
 //   1. standards:  SPIFFEIdentity, SPIFFEBundle, SPIFFEX509, SPIFFEJWT, SPIFFEWorkloadProto, SPIFFEWorkloadAPI, SPIFFETLS,
 //                  GRPCServerReflection, MerkleLog, StrictJSON, CedarCore, CedarParser, CedarValidator (the Cedar policy language)
-//   2. Writ domain: WritCA, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
+//   2. Writ domain: WritCA, WritAudit, WritModel, WritStore (+ WritStoreSQLite, WritStorePostgres), WritConfig,
 //                   WritAgentAPI, WritNodeAttestation, WritWorkloadAttestation
 //   3. processes:  WritServer, WritCLI, writ (executable)
 import PackageDescription
@@ -102,6 +102,15 @@ let package = Package(
                 "SPIFFEIdentity", "WritModel", "MerkleLog",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The audit log: events (schema v1, RFC 8785 canonical), group commit, signed checkpoints.
+        .target(
+            name: "WritAudit",
+            dependencies: [
+                "SPIFFEIdentity", "StrictJSON", "MerkleLog", "WritStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -351,6 +360,8 @@ let package = Package(
         // Cedar's own integration tests (../shared/cedar-conformance, unpacked into .build).
         .testTarget(name: "CedarConformanceTests", dependencies: ["CedarCore", "CedarParser", "CedarValidator", "StrictJSON", "WritTestSupport"]),
         .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON", "WritTestSupport"]),
+        .testTarget(name: "WritAuditTests", dependencies: ["WritAudit", "WritStore", "WritStoreSQLite", "MerkleLog", "StrictJSON", "SPIFFEIdentity", "WritTestSupport",
+                                                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "GRPCServerReflectionTests",
             dependencies: ["GRPCServerReflection", "SPIFFEWorkloadProto",

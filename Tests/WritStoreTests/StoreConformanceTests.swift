@@ -378,14 +378,9 @@ import WritTestSupport
 }
 
 /// A switch tests flip to arm an injected fault.
-final class FaultSwitch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var on = false
-    var isOn: Bool {
-        get { lock.withLock { on } }
-        set { lock.withLock { on = newValue } }
-    }
+typealias FaultSwitch = TestSwitch
 
+extension TestSwitch {
     /// Faults that fail every write reaching `point` while the switch is on.
     func faults(at point: StoreFaultPoint) -> StoreFaults {
         StoreFaults { (reached: StoreFaultPoint) throws(StoreError) in
