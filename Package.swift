@@ -406,8 +406,9 @@ let package = Package(
         ),
         .testTarget(
             name: "WritStoreTests",
-            dependencies: ["WritStore", "WritStoreSQLite", "WritStorePostgres", "WritModel", "SPIFFEIdentity", "MerkleLog", "WritTestSupport",
-                           .product(name: "SQLKit", package: "sql-kit")]
+            dependencies: ["WritStore", "WritStoreSQLite", "WritStorePostgres", "WritModel", "SPIFFEIdentity", "MerkleLog", "WritAudit", "WritTestSupport",
+                           .product(name: "SQLKit", package: "sql-kit"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
 
         // MARK: Benchmarks (run by scripts/bench; scripts/test only compiles them)
