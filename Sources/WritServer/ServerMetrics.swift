@@ -102,15 +102,15 @@ struct MeasuredDatastore: Datastore {
     }
 
     func schemaVersion() async throws(StoreError) -> Int { try await measure("schema_version") { () async throws(StoreError) in try await inner.schemaVersion() } }
-    func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
-        try await measure("create_entry") { () async throws(StoreError) in try await inner.createEntry(entry, at: time) }
+    func createEntry(_ entry: RegistrationEntry, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry {
+        try await measure("create_entry") { () async throws(StoreError) in try await inner.createEntry(entry, at: time, audit: audit) }
     }
     func entry(id: String) async throws(StoreError) -> RegistrationEntry? { try await measure("get_entry") { () async throws(StoreError) in try await inner.entry(id: id) } }
-    func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
-        try await measure("update_entry") { () async throws(StoreError) in try await inner.updateEntry(entry, at: time) }
+    func updateEntry(_ entry: RegistrationEntry, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry {
+        try await measure("update_entry") { () async throws(StoreError) in try await inner.updateEntry(entry, at: time, audit: audit) }
     }
-    func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry {
-        try await measure("delete_entry") { () async throws(StoreError) in try await inner.deleteEntry(id: id, revision: revision, at: time) }
+    func deleteEntry(id: String, revision: Int64?, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry {
+        try await measure("delete_entry") { () async throws(StoreError) in try await inner.deleteEntry(id: id, revision: revision, at: time, audit: audit) }
     }
     func listEntries(_ query: EntryQuery) async throws(StoreError) -> EntryPage { try await measure("list_entries") { () async throws(StoreError) in try await inner.listEntries(query) } }
     func countEntries(_ filter: EntryFilter) async throws(StoreError) -> Int { try await measure("count_entries") { () async throws(StoreError) in try await inner.countEntries(filter) } }

@@ -17,16 +17,18 @@ public protocol Datastore: Sendable {
 
     /// Stores a new entry; `already_exists` when its id, or its SPIFFE ID + parent + selectors,
     /// is taken; `invalid_argument` when it federates with a trust domain that has no stored
-    /// bundle. Returns the entry with its revision and times.
-    func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry
+    /// bundle. Returns the entry with its revision and times. `audit` events are appended to the
+    /// audit log in the same transaction: both are stored, or neither.
+    func createEntry(_ entry: RegistrationEntry, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry
     /// The entry with this id, or nil.
     func entry(id: String) async throws(StoreError) -> RegistrationEntry?
     /// Replaces an entry whose stored revision is `entry.revision`; `conflict` when it moved on,
     /// `not_found` when it is gone, `already_exists` when the change collides with another entry,
     /// `invalid_argument` when it federates with a trust domain that has no stored bundle.
-    func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry
-    /// Deletes an entry (at `revision`, when given); returns what was deleted.
-    func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry
+    func updateEntry(_ entry: RegistrationEntry, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry
+    /// Deletes an entry (at `revision`, when given); returns what was deleted. (`audit` for both,
+    /// as for ``createEntry(_:at:audit:)``.)
+    func deleteEntry(id: String, revision: Int64?, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry
     /// One page of the entries matching `query`, ordered by entry id.
     func listEntries(_ query: EntryQuery) async throws(StoreError) -> EntryPage
     /// How many entries match `filter`.
@@ -243,5 +245,22 @@ public struct JoinTokenRecord: Sendable, Hashable {
         self.spiffeID = spiffeID
         self.expiresAt = expiresAt
         self.createdAt = createdAt
+    }
+}
+
+extension Datastore {
+    /// ``createEntry(_:at:audit:)`` with no audit event.
+    public func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
+        try await createEntry(entry, at: time, audit: [])
+    }
+
+    /// ``updateEntry(_:at:audit:)`` with no audit event.
+    public func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
+        try await updateEntry(entry, at: time, audit: [])
+    }
+
+    /// ``deleteEntry(id:revision:at:audit:)`` with no audit event.
+    public func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry {
+        try await deleteEntry(id: id, revision: revision, at: time, audit: [])
     }
 }

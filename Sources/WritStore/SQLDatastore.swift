@@ -78,8 +78,9 @@ public final class SQLDatastore: Datastore {
 
     // MARK: entries
 
-    public func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
+    public func createEntry(_ entry: RegistrationEntry, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry {
         let ms = Self.milliseconds(time)
+        try Self.checkAuditEvents(audit)
         return try await write("create entry") { db in
             if try await db.raw("SELECT id FROM entries WHERE id = \(bind: entry.id)").first() != nil {
                 throw StoreError(.alreadyExists, "an entry with id `\(entry.id)` exists")
@@ -95,6 +96,7 @@ public final class SQLDatastore: Datastore {
             try self.fault(.afterEntryRow)
             try await self.insertSelectors(stored, in: db)
             try self.fault(.afterSelectors)
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             return stored
         }
@@ -106,8 +108,9 @@ public final class SQLDatastore: Datastore {
         }
     }
 
-    public func updateEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
+    public func updateEntry(_ entry: RegistrationEntry, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry {
         let ms = Self.milliseconds(time)
+        try Self.checkAuditEvents(audit)
         return try await write("update entry") { db in
             guard let row = try await db.raw("SELECT revision, created_at_ms FROM entries WHERE id = \(bind: entry.id)").first() else {
                 throw StoreError(.notFound, "no entry with id `\(entry.id)`")
@@ -129,13 +132,15 @@ public final class SQLDatastore: Datastore {
             try self.fault(.afterEntryRow)
             try await self.insertSelectors(stored, in: db)
             try self.fault(.afterSelectors)
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             return stored
         }
     }
 
-    public func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry {
+    public func deleteEntry(id: String, revision: Int64?, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> RegistrationEntry {
         let ms = Self.milliseconds(time)
+        try Self.checkAuditEvents(audit)
         return try await write("delete entry") { db in
             guard let existing = try await self.loadEntries(try await db.raw("SELECT * FROM entries WHERE id = \(bind: id)").all(), in: db).first else {
                 throw StoreError(.notFound, "no entry with id `\(id)`")
@@ -147,6 +152,7 @@ public final class SQLDatastore: Datastore {
             try await db.raw("DELETE FROM entry_selectors WHERE entry_id = \(bind: id)").run()
             try self.fault(.afterSelectors)
             try await db.raw("DELETE FROM entries WHERE id = \(bind: id)").run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             return existing
         }

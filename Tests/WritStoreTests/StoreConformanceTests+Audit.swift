@@ -142,6 +142,48 @@ extension StoreConformanceTests {
         }
     }
 
+    /// An entry write and its audit event commit together or not at all.
+    @Test(arguments: StoreBackendKind.allCases)
+    func entryWritesAndTheirAuditEventsCommitTogether(_ kind: StoreBackendKind) async throws {
+        let armed = FaultSwitch()
+        try await F.withStore(kind, faults: armed.faults(at: .beforeCommit)) { store in
+            let entry = F.entry("/audited")
+            let created = try await store.createEntry(entry, at: F.now, audit: [Self.auditEvent(0, type: "entry.create", target: "entry:\(entry.id)")])
+            var change = created
+            change.owner = "team-b"
+            let updated = try await store.updateEntry(change, at: F.now, audit: [Self.auditEvent(1, type: "entry.update", target: "entry:\(entry.id)")])
+            #expect(try await store.searchAuditEvents(AuditQuery(target: "entry:\(entry.id)")).map(\.type) == ["entry.create", "entry.update"])
+            let revision = try await store.currentRevision()
+
+            armed.isOn = true
+            let doomed = F.entry("/doomed", selectors: ["unix:uid:77"])
+            await Self.expectError(.injectedFault, "create") {
+                _ = try await store.createEntry(doomed, at: F.now, audit: [Self.auditEvent(2, type: "entry.create", target: "entry:\(doomed.id)")])
+            }
+            var again = updated
+            again.owner = "team-c"
+            await Self.expectError(.injectedFault, "update") { _ = try await store.updateEntry(again, at: F.now, audit: [Self.auditEvent(3, type: "entry.update")]) }
+            await Self.expectError(.injectedFault, "delete") {
+                _ = try await store.deleteEntry(id: entry.id, revision: nil, at: F.now, audit: [Self.auditEvent(4, type: "entry.delete")])
+            }
+            armed.isOn = false
+            #expect(try await store.entry(id: doomed.id) == nil)
+            #expect(try await store.entry(id: entry.id) == updated)
+            #expect(try await store.currentRevision() == revision)
+            #expect(try await store.auditSize() == 2, "no event of a failed write remains")
+            #expect(try await store.auditSubtrees([Subtree(level: 0, index: 2)]).isEmpty, "nor its leaf hash")
+            // A malformed event fails the write before it starts.
+            await Self.expectError(.invalidArgument, "an empty event") {
+                _ = try await store.createEntry(doomed, at: F.now, audit: [AuditEventRecord(body: [], type: "entry.create", actor: "a", time: F.now)])
+            }
+            #expect(try await store.entry(id: doomed.id) == nil)
+            _ = try await store.deleteEntry(id: entry.id, revision: nil, at: F.now, audit: [Self.auditEvent(5, type: "entry.delete", target: "entry:\(entry.id)")])
+            #expect(try await store.auditSize() == 3)
+            let tree = try await Self.recomputed(store)
+            #expect(try MerkleProofs.root(size: 3, try await store.auditSubtrees(MerkleProofs.rootPlan(size: 3).subtrees)) == tree.root)
+        }
+    }
+
     @Test(arguments: StoreBackendKind.allCases)
     func auditSearchUsesTypeActorTargetAndTime(_ kind: StoreBackendKind) async throws {
         try await F.withStore(kind) { store in
