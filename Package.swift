@@ -241,7 +241,7 @@ let package = Package(
             name: "WritServer",
             dependencies: [
                 "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritAgentAPI", "WritNodeAttestation",
-                "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres", "MerkleLog",
+                "WritModel", "WritConfig", "WritStore", "WritStoreSQLite", "WritStorePostgres", "MerkleLog", "WritAudit", "StrictJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -395,7 +395,7 @@ let package = Package(
         // Acceptance tests: the real `writ` binary as separate processes over real sockets.
         .testTarget(
             name: "WritServerTests",
-            dependencies: ["WritServer", "WritModel", "WritStore", "SPIFFEIdentity", "WritTestSupport", "WritStorePostgres", "WritStoreSQLite",
+            dependencies: ["WritServer", "WritModel", "WritStore", "SPIFFEIdentity", "WritTestSupport", "WritStorePostgres", "WritStoreSQLite", "WritAudit", "MerkleLog",
                            "WritAgentAPI", "WritNodeAttestation", "SPIFFEBundle",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "X509", package: "swift-certificates"),

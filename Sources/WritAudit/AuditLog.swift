@@ -98,6 +98,14 @@ public actor AuditLog {
         try await signCheckpoint()
     }
 
+    /// Notes that events were committed outside the log (inside another datastore write), so
+    /// that a checkpoint covering them is signed (at most once per interval).
+    public func committedElsewhere() {
+        guard signer != nil else { return }
+        checkpointDue = true
+        scheduleCheckpoint()
+    }
+
     private func windowClosed() {
         windowOpen = false
         startFlush()

@@ -1,4 +1,6 @@
 import Foundation
+import StrictJSON
+import WritAudit
 import WritCA
 import Hummingbird
 import Logging
@@ -25,6 +27,8 @@ public struct AdminRoutes: Sendable {
     let authorities: AuthorityControl
     /// Operator-minted SVIDs (`writ svid mint`).
     let minter: SVIDMinter
+    /// The audit log: entry changes carry their event into the same transaction.
+    let audit: AuditLog
 
     /// Every route as (method, path), for the test that compares them with the OpenAPI document.
     public static let routes: [(HTTPRequest.Method, String)] = [
@@ -182,7 +186,9 @@ public struct AdminRoutes: Sendable {
         let entries = try AdminAPI.decodeEntries(try await body(request))
         return try await eachEntry(entries) { entry in
             try rules.check(entry)
-            let stored = try await store.createEntry(entry, at: now())
+            let time = now()
+            let stored = try await store.createEntry(entry, at: time, audit: [try entryEvent("entry.create", "create", entry, at: time, context)])
+            await audit.committedElsewhere()
             context.logger.info("entry created", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "spiffe_id": "\(stored.spiffeID)"])
             return stored
         }
@@ -211,7 +217,9 @@ public struct AdminRoutes: Sendable {
                 throw AdminAPI.ErrorBody(code: "invalid_argument", message: "entry `\(entry.id)`: an update needs the `revision` it was read at", field: "revision")
             }
             try rules.check(entry)
-            let stored = try await store.updateEntry(entry, at: now())
+            let time = now()
+            let stored = try await store.updateEntry(entry, at: time, audit: [try entryEvent("entry.update", "update", entry, at: time, context)])
+            await audit.committedElsewhere()
             context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
             return stored
         }
@@ -246,7 +254,10 @@ public struct AdminRoutes: Sendable {
         for item in items {
             do {
                 try EntryRules.checkID(item.id)
-                let deleted = try await store.deleteEntry(id: item.id, revision: item.revision, at: now())
+                let time = now()
+                let deleted = try await store.deleteEntry(id: item.id, revision: item.revision, at: time,
+                                                          audit: [try entryEvent("entry.delete", "delete", id: item.id, at: time, context)])
+                await audit.committedElsewhere()
                 context.logger.info("entry deleted", metadata: ["actor": "\(context.caller!)", "entry_id": "\(item.id)"])
                 results.append(AdminAPI.EntryResult(entry: deleted))
             } catch {
@@ -269,7 +280,9 @@ public struct AdminRoutes: Sendable {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "an update needs the `revision` it was read at", field: "revision")
         }
         try rules.check(entry)
-        let stored = try await store.updateEntry(entry, at: now())
+        let time = now()
+        let stored = try await store.updateEntry(entry, at: time, audit: [try entryEvent("entry.update", "update", entry, at: time, context)])
+        await audit.committedElsewhere()
         context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
         return Self.json(.ok, stored)
     }
@@ -284,9 +297,24 @@ public struct AdminRoutes: Sendable {
             }
             revision = value
         }
-        let deleted = try await store.deleteEntry(id: id, revision: revision, at: now())
+        let time = now()
+        let deleted = try await store.deleteEntry(id: id, revision: revision, at: time, audit: [try entryEvent("entry.delete", "delete", id: id, at: time, context)])
+        await audit.committedElsewhere()
         context.logger.info("entry deleted", metadata: ["actor": "\(context.caller!)", "entry_id": "\(id)"])
         return Self.json(.ok, deleted)
+    }
+
+    /// The audit event of an entry change by the request's caller (the SPIFFE ID and parent
+    /// are recorded for creates and updates).
+    private func entryEvent(_ type: String, _ action: String, _ entry: RegistrationEntry? = nil, id: String? = nil, at time: Date,
+                            _ context: AdminContext) throws -> AuditEventRecord {
+        var details: [JSONMember] = []
+        if let entry {
+            details = [JSONMember("spiffe_id", .string(entry.spiffeID.uri)), JSONMember("parent_id", .string(entry.parentID.uri))]
+        }
+        guard let caller = context.caller else { throw AdminAPI.ErrorBody(code: "unauthenticated", message: "no caller") }
+        return try AuditEvent(time: time, type: type, actor: caller.auditActor, target: AuditTarget(kind: "entry", id: entry?.id ?? id ?? ""),
+                              action: action, outcome: .allowed, details: details).record()
     }
 
     private func list(_ request: Request) async throws -> Response {

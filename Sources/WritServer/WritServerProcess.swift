@@ -34,11 +34,13 @@ public enum WritServerProcess {
             let (identity, serverSVID) = try await ServerIdentity.open(options: options, store: store, logger: logger)
             let cache = RegistryCache(store: store, serverID: identity.serverID, logger: logger)
             try await cache.load()
+            let audit = try await ServerAudit.open(options: options, store: store, serverInstance: identity.bundle.serverInstance, logger: logger)
             let routes = AdminRoutes(store: store, rules: EntryRules(trustDomain: options.trustDomain),
                                      datastoreDescription: description, metrics: metrics, now: { Date() },
                                      bundle: { identity.bundle.bundle }, authorities: AuthorityControl(identity: identity, serverSVIDLifetime: options.agentSVIDTTL),
                                      minter: SVIDMinter(ca: identity.ca, rules: EntryRules(trustDomain: options.trustDomain),
-                                                        x509TTL: options.x509SVIDTTL, jwtTTL: options.jwtSVIDTTL))
+                                                        x509TTL: options.x509SVIDTTL, jwtTTL: options.jwtSVIDTTL),
+                                     audit: audit)
             let router = Router(context: AdminContext.self)
             router.add(middleware: AdminMetricsMiddleware(metrics: metrics))
             let svidPolicy = options.adminListen.map { _ in

@@ -1,0 +1,58 @@
+import Foundation
+import MerkleLog
+import Testing
+import WritAudit
+import WritStore
+import WritStoreSQLite
+import WritTestSupport
+
+/// A real `writ server run`: entry changes through the CLI land in the audit log in the same
+/// transaction, with the caller of the admin socket as the actor, and are covered by a
+/// checkpoint signed with the server's own log key.
+@Suite struct AuditServerTests {
+    @Test func entryChangesThroughTheCLIAreAuditedAndCheckpointed() async throws {
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        let created = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/audited", "--parent-id", "spiffe://example.org/writ/agent/join_token/t",
+                                       "--selector", "unix:uid:1000", "--output", "json"])
+        #expect(created.status == 0, "\(created.summary)")
+        let entry = (jsonObject(created.stdout)["results"] as? [[String: Any]])?.first?["entry"] as? [String: Any] ?? [:]
+        let id = try #require(entry["id"] as? String, "\(created.summary)")
+        let revision = try #require(entry["revision"] as? Int)
+        #expect(try server.writ(["entry", "update", "--entry-id", id, "--revision", String(revision), "--owner", "team-b"]).status == 0)
+        // A refused change (a stale revision) leaves no event.
+        #expect(try server.writ(["entry", "update", "--entry-id", id, "--revision", String(revision), "--owner", "team-c"]).status == 4)
+        #expect(try server.writ(["entry", "delete", "--entry-id", id]).status == 0)
+
+        let keyMode = (try FileManager.default.attributesOfItem(atPath: server.dataDir + "/audit-log.key")[.posixPermissions] as? Int) ?? -1
+        #expect(keyMode == 0o600, "the log key file has mode \(String(keyMode, radix: 8))")
+
+        // Read the server's datastore beside it.
+        let backend = try await SQLiteBackend.open(path: server.dataDir + "/datastore.sqlite3")
+        let store = try await SQLDatastore(backend: backend)
+        defer { Task { await backend.close() } }
+        let events = try await store.searchAuditEvents(AuditQuery(type: "entry.*"))
+        #expect(events.map(\.type) == ["entry.create", "entry.update", "entry.delete"], "\(events.map(\.type))")
+        #expect(events.allSatisfy { $0.actor == "unix:uid:\(getuid())" && $0.target == "entry:\(id)" })
+        let first = jsonObject(String(decoding: events.first?.body ?? [], as: UTF8.self))
+        #expect((first["actor"] as? [String: Any])?["uid"] as? Int == Int(getuid()))
+        #expect(((first["details"] as? [String: Any])?["spiffe_id"] as? String) == "spiffe://example.org/audited", "\(first)")
+
+        // A checkpoint covering them is signed within the checkpoint interval, by the key the
+        // datastore lists, and the log verifies from its bodies.
+        let keys = try await store.auditLogKeys()
+        #expect(keys.count == 1 && keys[0].verifierKey.hasPrefix("example.org/writ/audit+"), "\(keys)")
+        let verifier = try NoteVerifier(encoded: keys[0].verifierKey)
+        var covering: Checkpoint? = nil
+        let size = try await store.auditSize()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while covering == nil, ContinuousClock.now < deadline {
+            covering = try await store.auditCheckpoints(limit: 1).first.map { try Checkpoint.open($0.note, verifiers: [verifier], origin: "example.org/writ/audit").checkpoint }
+                .flatMap { $0.size == size ? $0 : nil }
+            if covering == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let checkpoint = try #require(covering, "no checkpoint of \(size) events was signed")
+        let verified = try await AuditVerifier.verify(store: store, checkpoints: [checkpoint])
+        #expect(verified.verifiedCheckpoints == [checkpoint])
+    }
+}
