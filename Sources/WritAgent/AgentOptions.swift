@@ -51,6 +51,9 @@ public struct AgentOptions: Sendable {
     public var svidWait: Duration
     /// Test only: a pause between reading a caller's credentials and attesting it.
     public var attestationDelay: Duration
+    /// Test only: a pause between the server's answer to a renewal and storing the renewed SVID
+    /// (what a slow disk does), so the server ends the old connection's streams first.
+    public var renewalSaveDelay: Duration = .zero
 
     public init(server: ListenAddress, dataDirectory: String, socket: String = AgentOptions.defaultSocket,
                 adminSocket: String = AgentOptions.defaultAdminSocket, httpListen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8088),
@@ -185,7 +188,11 @@ public enum AgentConfig {
         if let text = environment["WRIT_TEST_ATTESTATION_DELAY_MS"], let milliseconds = Int(text), milliseconds > 0 {
             delay = .milliseconds(milliseconds)
         }
-        return AgentOptions(server: server, dataDirectory: dataDir,
+        var renewalDelay = Duration.zero
+        if let text = environment["WRIT_TEST_RENEWAL_SAVE_DELAY_MS"], let milliseconds = Int(text), milliseconds > 0 {
+            renewalDelay = .milliseconds(milliseconds)
+        }
+        var options = AgentOptions(server: server, dataDirectory: dataDir,
                             socket: config.string("agent", "socket") ?? AgentOptions.defaultSocket,
                             adminSocket: config.string("agent", "agent_admin_socket") ?? AgentOptions.defaultAdminSocket,
                             httpListen: try address("http_listen", config.string("agent", "http_listen") ?? "127.0.0.1:8088"),
@@ -195,5 +202,7 @@ public enum AgentConfig {
                             workloadRateLimit: try positive("agent", "workload_rate_limit", 200, maximum: 1_000_000),
                             scriptAllowRelative: config.value("unix", "script_allow_relative") == .boolean(true),
                             svidWait: .seconds(wait), attestationDelay: delay)
+        options.renewalSaveDelay = renewalDelay
+        return options
     }
 }

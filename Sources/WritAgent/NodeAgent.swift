@@ -256,14 +256,28 @@ public struct NodeAgent: Sendable, JWTSVIDMinting {
             let client = Writ_Agent_V1_AgentAPI.Client(wrapping: grpc)
             link.setClient(client)
             defer { link.setClient(nil) }
+            let renewing = RenewalInFlight()
             return try await withThrowingTaskGroup(of: AgentCredentials?.self) { group in
                 group.addTask { try await follow(client, onSynced: onSynced); return nil }
                 group.addTask { try await mint(client); return nil }
-                group.addTask { try await renew(client, credentials) }
+                group.addTask { try await renew(client, credentials, inFlight: renewing) }
                 defer { group.cancelAll() }
-                while let outcome = try await group.next() {
-                    if let renewed = outcome { return renewed }
+                var superseded: (any Error)? = nil
+                while true {
+                    do {
+                        guard let outcome = try await group.next() else { break }
+                        if let renewed = outcome { return renewed }
+                    } catch {
+                        // Once the server has renewed the agent SVID it ends this connection's
+                        // streams ("it was renewed: use the current one"), possibly before the
+                        // renewal's answer is through (its files are written with fsync). While a
+                        // renewal is in flight, such an error waits for the renewal's outcome.
+                        guard renewing.isSet else { throw error }
+                        if superseded == nil { superseded = error }
+                        logger.debug("a stream ended while the agent SVID is being renewed; waiting for the renewal", metadata: ["error": "\(error)"])
+                    }
                 }
+                if let superseded { throw superseded }
                 throw AgentError("the session ended")
             }
         }
@@ -381,7 +395,9 @@ public struct NodeAgent: Sendable, JWTSVIDMinting {
     }
 
     /// Sleeps until the agent SVID's half-life (minus jitter), then renews it for a new key.
-    func renew(_ client: ServerLink.Client, _ credentials: AgentCredentials) async throws -> AgentCredentials {
+    /// `inFlight` is true from the moment the renewal request is sent (the session then treats
+    /// the server ending the old connection's streams as expected).
+    func renew(_ client: ServerLink.Client, _ credentials: AgentCredentials, inFlight: RenewalInFlight) async throws -> AgentCredentials {
         let life = credentials.notAfter.timeIntervalSince(credentials.notBefore)
         let at = credentials.renewAt.addingTimeInterval(-Double.random(in: 0..<(life * 0.05)))
         let wait = at.timeIntervalSinceNow
@@ -390,15 +406,26 @@ public struct NodeAgent: Sendable, JWTSVIDMinting {
         var request = Writ_Agent_V1_RenewAgentRequest()
         request.csr = Data(try CSRBuilder.make(key))
         let response: Writ_Agent_V1_RenewAgentResponse
+        inFlight.set(true)
         do { response = try await client.renewAgent(request) } catch {
+            inFlight.set(false)
             metrics.agentRenewal(result: "failed")
             throw error
         }
-        let renewed = try AgentCredentials(chainDER: response.svidChain.map { Array($0) }, key: key)
-        guard renewed.id == credentials.id else {
-            throw AgentError("the server renewed the agent SVID as `\(renewed.id)`, not `\(credentials.id)`")
+        let renewed: AgentCredentials
+        do {
+            if options.renewalSaveDelay > .zero { try await Task.sleep(for: options.renewalSaveDelay) }
+            renewed = try AgentCredentials(chainDER: response.svidChain.map { Array($0) }, key: key)
+            guard renewed.id == credentials.id else {
+                throw AgentError("the server renewed the agent SVID as `\(renewed.id)`, not `\(credentials.id)`")
+            }
+            try renewed.save(to: options.dataDirectory)
+        } catch {
+            // The renewal's own failure is what the session reports, not the streams it ended.
+            inFlight.set(false)
+            metrics.agentRenewal(result: "failed")
+            throw error
         }
-        try renewed.save(to: options.dataDirectory)
         await status.attested(renewed)
         metrics.agentRenewal(result: "ok")
         logger.info("agent SVID renewed", metadata: ["agent_id": "\(renewed.id)", "expires_at": "\(renewed.notAfter)"])
@@ -484,4 +511,11 @@ struct Backoff {
 final class OnceFlag: Sendable {
     private let flag = Mutex(false)
     func set() -> Bool { flag.withLock { done in defer { done = true }; return !done } }
+}
+
+/// Whether a session's agent-SVID renewal has been sent to the server (shared by its tasks).
+final class RenewalInFlight: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set(_ value: Bool) { flag.withLock { $0 = value } }
 }

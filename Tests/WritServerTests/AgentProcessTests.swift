@@ -77,10 +77,15 @@ import WritTestSupport
 
     /// The agent renews its own SVID at half-life (1-minute agent SVIDs), keeps it 0600, and a
     /// restart needs no join token: it comes back with the stored SVID and serves again.
+    ///
+    /// The renewed SVID is stored 3 s after the server's answer (a slow disk): by then the server
+    /// has ended the old connection's streams as renewed-away, and the agent must take that as
+    /// part of the renewal, not as a refusal (it once tried to attest again with its used join
+    /// token and exited — what CI's slow fsync exposed).
     @Test func theAgentRenewsItsSVIDAndRestartsWithoutAToken() async throws {
         let server = try await ServerHarness.start(extraArguments: ["--agent-svid-ttl", "1m"])
         defer { Task { await server.stop() } }
-        let agent = try await AgentProcessHarness.start(server: server)
+        let agent = try await AgentProcessHarness.start(server: server, environment: ["WRIT_TEST_RENEWAL_SAVE_DELAY_MS": "3000"])
         defer { Task { await agent.stop() } }
         let svidFile = agent.directory.file("data/agent-svid.pem").path
         let keyFile = agent.directory.file("data/agent-key.pem").path
