@@ -95,6 +95,10 @@ extension SQLDatastore {
 
     public func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64> {
         try Self.checkAuditEvents(events)
+        if events.isEmpty {
+            let size = try await auditSize()
+            return size..<size
+        }
         return try await write("append audit events") { db in
             let range = try await self.appendAudit(events, in: db)
             try self.fault(.beforeCommit)
@@ -116,8 +120,8 @@ extension SQLDatastore {
     /// Appends inside the caller's write transaction (so an operation and its event commit
     /// together); the write lock makes the size read here the size at commit.
     func appendAudit(_ events: [AuditEventRecord], in db: any SQLDatabase) async throws -> Range<UInt64> {
+        guard !events.isEmpty else { return 0..<0 }
         let size = try await Self.auditSize(db)
-        guard !events.isEmpty else { return size..<size }
         var range = try CompactRange(size: size, lookup: try await Self.subtrees(Set(Subtree.covering(0..<size)), in: db))
         var eventRows: [[any Encodable & Sendable]] = [], subtreeRows: [[any Encodable & Sendable]] = []
         for event in events {
