@@ -66,9 +66,17 @@ public actor AuditLog {
     /// Records `event`; returns its index in the log once it is committed. Throws when the event
     /// is malformed (``AuditError``) or its batch could not be stored (the store's error).
     public func record(_ event: AuditEvent) async throws -> UInt64 {
-        let record = try event.record()
-        let waiter = Waiter()
-        pending.append((record, waiter))
+        try await record([event])[0]
+    }
+
+    /// Records `events` (the events of one operation, in order); returns their indices once
+    /// every one is committed. All are checked before any is queued: a malformed one fails the
+    /// call with nothing recorded. They may span batches; a failed batch fails the call.
+    public func record(_ events: [AuditEvent]) async throws -> [UInt64] {
+        guard !events.isEmpty else { return [] }
+        let records = try events.map { event throws(AuditError) in try event.record() }
+        let waiters = records.map { _ in Waiter() }
+        pending.append(contentsOf: zip(records, waiters).map { ($0, $1) })
         if pending.count >= configuration.batchLimit {
             startFlush()
         } else if !windowOpen && !flushing {
@@ -79,7 +87,10 @@ public actor AuditLog {
                 await self?.windowClosed()
             }
         }
-        return try await waiter.value()
+        var indices: [UInt64] = []
+        indices.reserveCapacity(waiters.count)
+        for waiter in waiters { indices.append(try await waiter.value()) }
+        return indices
     }
 
     /// Waits until every event recorded so far is committed (or failed) and the checkpoint

@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import SPIFFEBundle
 import SPIFFEIdentity
+import StrictJSON
+import WritAudit
 import WritModel
 import WritStore
 
@@ -33,7 +35,11 @@ extension AdminRoutes {
                 let domain = try foreignTrustDomain(context)
                 let parameters = try await strictBody(request, AdminAPI.SetFederatedBundleRequest.self, fields: ["format", "data"])
                 let document = try Self.normalisedBundle(parameters, trustDomain: domain)
-                let stored = try await store.setFederatedBundle(FederatedBundleRecord(trustDomain: domain, document: document), at: now())
+                let time = now()
+                let stored = try await store.setFederatedBundle(FederatedBundleRecord(trustDomain: domain, document: document), at: time,
+                                                                audit: [try change(context, at: time, "bundle.set", AuditTarget(kind: "trust_domain", id: domain.name),
+                                                                                   details: [JSONMember("document_sha256", .string(AuditEvent.digest(document)))])])
+                await audit.committedElsewhere()
                 context.logger.notice("federated bundle set", metadata: ["actor": "\(context.caller!)", "trust_domain": "\(domain)",
                                                                          "revision": "\(stored.revision)"])
                 return Self.json(.ok, Self.describe(stored))
@@ -47,7 +53,13 @@ extension AdminRoutes {
                 guard let mode = FederatedBundleDeleteMode(rawValue: modeText) else {
                     throw AdminAPI.ErrorBody(code: "invalid_argument", message: "invalid mode `\(modeText.prefix(32))`: restrict, dissociate or delete", field: "mode")
                 }
-                let deleted = try await store.deleteFederatedBundle(domain, mode: mode, at: now())
+                let time = now()
+                // The entries the mode changes are named only in the response and the change
+                // feed: their number can be large, and each is an entry of this trust domain.
+                let deleted = try await store.deleteFederatedBundle(domain, mode: mode, at: time,
+                                                                    audit: [try change(context, at: time, "bundle.delete", AuditTarget(kind: "trust_domain", id: domain.name),
+                                                                                       details: [JSONMember("mode", .string(mode.rawValue))])])
+                await audit.committedElsewhere()
                 context.logger.notice("federated bundle deleted", metadata: ["actor": "\(context.caller!)", "trust_domain": "\(domain)",
                                                                              "mode": "\(mode.rawValue)", "affected_entries": "\(deleted.affectedEntryIDs.count)"])
                 return Self.json(.ok, AdminAPI.DeletedFederatedBundle(trustDomain: domain.name, mode: mode.rawValue, affectedEntryIDs: deleted.affectedEntryIDs))

@@ -107,7 +107,9 @@ public struct AdminRoutes: Sendable {
         v1.post("agents/evict") { request, context in
             try await guarded(context) {
                 let id = try Self.agentID(try await stringMember(request, key: "id"))
-                let agent = try await store.evictAgent(id: id, at: now())
+                let time = now()
+                let agent = try await store.evictAgent(id: id, at: time, audit: [try change(context, at: time, "agent.evict", AuditTarget(kind: "agent", id: id.uri))])
+                await audit.committedElsewhere()
                 context.logger.notice("agent evicted", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
                 return Self.json(.ok, agent)
             }
@@ -115,7 +117,9 @@ public struct AdminRoutes: Sendable {
         v1.post("agents/ban") { request, context in
             try await guarded(context) {
                 let id = try Self.agentID(try await stringMember(request, key: "id"))
-                let agent = try await store.banAgent(id: id, at: now())
+                let time = now()
+                let agent = try await store.banAgent(id: id, at: time, audit: [try change(context, at: time, "agent.ban", AuditTarget(kind: "agent", id: id.uri))])
+                await audit.committedElsewhere()
                 context.logger.notice("agent banned", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
                 return Self.json(.ok, agent)
             }
@@ -144,14 +148,21 @@ public struct AdminRoutes: Sendable {
                     let value = try await stringMember(request, key: member) ?? ""
                     let list = try await authorities.apply(step, to: value)
                     context.logger.notice("authority \(done)", metadata: ["actor": "\(context.caller!)", member: "\(value)"])
+                    // The CA's change cannot be rolled back: a log that cannot record it makes the
+                    // call fail (so the operator knows), but the change stands.
+                    let event = try changeEvent(context, at: now(), "authority.\(step)", AuditTarget(kind: member == "kind" ? "authority_kind" : "authority", id: value),
+                                                details: [JSONMember("authorities", .array(list.authorities.map { .string("\($0.kind):\($0.id):\($0.status)") }))])
+                    try await recordOrRefuse([event], what: "the authority change (which took effect)")
                     return Self.json(.ok, list)
                 }
             }
         }
         v1.post("svids/x509") { request, context in
             try await guarded(context) {
-                let minted = try await minter.x509(try await strictBody(request, AdminAPI.MintX509SVIDRequest.self,
-                                                                         fields: ["spiffe_id", "csr", "ttl", "dns_names"]))
+                let (minted, leaf) = try await minter.x509(try await strictBody(request, AdminAPI.MintX509SVIDRequest.self,
+                                                                                 fields: ["spiffe_id", "csr", "ttl", "dns_names"]))
+                try await recordOrRefuse([ServerAuditEvents.x509Issue(at: now(), actor: try actor(context), id: minted.spiffeID, purpose: "operator", leaf: leaf)],
+                                         what: "the X.509-SVID")
                 context.logger.notice("X.509-SVID minted", metadata: ["actor": "\(context.caller!)", "spiffe_id": "\(minted.spiffeID)",
                                                                       "expires_at": "\(minted.expiresAt)"])
                 metrics.svidSigned(kind: "x509")
@@ -160,7 +171,10 @@ public struct AdminRoutes: Sendable {
         }
         v1.post("svids/jwt") { request, context in
             try await guarded(context) {
-                let minted = try await minter.jwt(try await strictBody(request, AdminAPI.MintJWTSVIDRequest.self, fields: ["spiffe_id", "audience", "ttl"]))
+                let (minted, claims) = try await minter.jwt(try await strictBody(request, AdminAPI.MintJWTSVIDRequest.self, fields: ["spiffe_id", "audience", "ttl"]))
+                try await recordOrRefuse([ServerAuditEvents.jwtIssue(at: now(), actor: try actor(context), id: minted.spiffeID, purpose: "operator",
+                                                                     audience: claims.audience, claims: claims)],
+                                         what: "the JWT-SVID")
                 context.logger.notice("JWT-SVID minted", metadata: ["actor": "\(context.caller!)", "spiffe_id": "\(minted.spiffeID)",
                                                                     "expires_at": "\(minted.expiresAt)"])
                 metrics.svidSigned(kind: "jwt")
@@ -304,6 +318,28 @@ public struct AdminRoutes: Sendable {
         return Self.json(.ok, deleted)
     }
 
+    /// The request's caller as an audit actor.
+    func actor(_ context: AdminContext) throws -> AuditActor {
+        guard let caller = context.caller else { throw AdminAPI.ErrorBody(code: "unauthenticated", message: "no caller") }
+        return caller.auditActor
+    }
+
+    /// The event of an operator's change, as the datastore stores it.
+    func change(_ context: AdminContext, at time: Date, _ type: String, _ target: AuditTarget, details: [JSONMember] = []) throws -> AuditEventRecord {
+        try changeEvent(context, at: time, type, target, details: details).record()
+    }
+
+    func changeEvent(_ context: AdminContext, at time: Date, _ type: String, _ target: AuditTarget, details: [JSONMember] = []) throws -> AuditEvent {
+        ServerAuditEvents.adminChange(at: time, type, actor: try actor(context), target: target, details: details)
+    }
+
+    /// Records `events` (group commit), or fails the request when they cannot be stored.
+    func recordOrRefuse(_ events: [AuditEvent], what: String) async throws {
+        do { _ = try await audit.record(events) } catch {
+            throw AdminAPI.ErrorBody(code: "unavailable", message: "the audit log could not record \(what): \(error)")
+        }
+    }
+
     /// The audit event of an entry change by the request's caller (the SPIFFE ID and parent
     /// are recorded for creates and updates).
     private func entryEvent(_ type: String, _ action: String, _ entry: RegistrationEntry? = nil, id: String? = nil, at time: Date,
@@ -365,8 +401,12 @@ public struct AdminRoutes: Sendable {
         }
         let time = now()
         let expiresAt = time.addingTimeInterval(TimeInterval(ttl))
-        try await store.createJoinToken(JoinTokenRecord(id: token.id, tokenHash: token.hash, spiffeID: alias?.spiffeID, expiresAt: expiresAt), at: time)
-        if let alias { _ = try await store.createEntry(alias, at: time) }
+        let agentDetails = [JSONMember("agent_id", .string("spiffe://\(rules.trustDomain.name)/writ/agent/join_token/\(token.id)")),
+                            JSONMember("expires_at", .string(AuditEvent.timestamp(expiresAt)))] + (alias.map { [JSONMember("node_alias", .string($0.spiffeID.uri))] } ?? [])
+        try await store.createJoinToken(JoinTokenRecord(id: token.id, tokenHash: token.hash, spiffeID: alias?.spiffeID, expiresAt: expiresAt), at: time,
+                                        audit: [try change(context, at: time, "token.generate", AuditTarget(kind: "join_token", id: token.id), details: agentDetails)])
+        if let alias { _ = try await store.createEntry(alias, at: time, audit: [try entryEvent("entry.create", "create", alias, at: time, context)]) }
+        await audit.committedElsewhere()
         let agentID = "spiffe://\(rules.trustDomain.name)/writ/agent/join_token/\(token.id)"
         metrics.joinTokens.increment()
         context.logger.info("join token generated", metadata: ["actor": "\(context.caller!)", "token_id": "\(token.id)", "expires_at": "\(expiresAt)"])

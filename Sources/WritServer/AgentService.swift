@@ -4,10 +4,12 @@ import GRPCCore
 import Logging
 import SPIFFEBundle
 import SPIFFEIdentity
+import SPIFFEJWT
 import SPIFFEX509
 import SwiftASN1
 import Synchronization
 import WritAgentAPI
+import WritAudit
 import WritCA
 import WritModel
 import WritNodeAttestation
@@ -34,6 +36,9 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
     let metrics: ServerMetrics
     let options: ServerOptions
     let logger: Logger
+    /// The audit log: attestations and agent renewals carry their event into their datastore
+    /// write; SVIDs for entries are handed out only once their event is committed.
+    let audit: AuditLog
 
     /// At most this many SVIDs per `BatchNewX509SVID` call.
     static let maximumBatch = 1000
@@ -49,6 +54,10 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
                 context: ServerContext) async throws {
         let source = Self.host(of: context.remotePeer)
         var type = "unknown"
+        // What the node claimed, for the audit event: the token's id (or, refused, the SHA-256
+        // of what was presented) or the node certificate's agent ID.
+        var claimed = source
+        var agentIDForAudit: SPIFFEID?
         do {
             var messages = request.makeAsyncIterator()
             guard let first = try await messages.next(), case .params(let params)? = first.step else {
@@ -70,30 +79,38 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
                 guard let secret = String(bytes: params.payload, encoding: .utf8), !secret.isEmpty else {
                     throw RPCError(code: .invalidArgument, message: "a join_token attestation carries the token as UTF-8 `params.payload`")
                 }
+                claimed = "sha256:" + JoinTokenSecret.hash(of: secret)
                 let token: JoinTokenRecord
                 do { token = try await store.consumeJoinToken(hash: JoinTokenSecret.hash(of: secret), at: Date()) } catch {
                     if error.code == .tokenRejected { throw RPCError(code: .permissionDenied, message: error.message) }
                     throw Self.unavailable(error)
                 }
                 agentID = try SPIFFEID(trustDomain: options.trustDomain, path: "/writ/agent/join_token/\(token.id)")
+                claimed = token.id
                 selectors = [try Selector(type: "join_token", value: "id:\(token.id)")]
                 canReattest = false
             case "x509pop":
                 let node = try await attestX509Pop(chainDER: Array(params.payload), messages: &messages, response: response)
                 agentID = node.agentID(in: options.trustDomain)
+                claimed = String(agentID.path.split(separator: "/").last ?? "")
                 selectors = node.selectors
                 canReattest = true
             default:
                 throw RPCError(code: .invalidArgument, message: "unknown attestation type `\(params.type.prefix(64))`: use `join_token` or `x509pop`")
             }
+            agentIDForAudit = agentID
             let issued = try await issueAgentSVID(csr: Array(params.csr), id: agentID)
             let record = AgentRecord(id: agentID, attestationType: params.type, selectors: selectors,
                                      serialNumber: Self.hex(issued.leaf.serialNumber.bytes), expiresAt: issued.leaf.notValidAfter,
                                      canReattest: canReattest)
-            do { _ = try await store.attestAgent(record, at: Date()) } catch {
+            let time = Date()
+            let event = try ServerAuditEvents.nodeAttest(at: time, attestor: params.type, claimed: claimed, agentID: agentID, outcome: .allowed,
+                                                     serial: record.serialNumber, expiresAt: record.expiresAt, selectors: selectors, source: source).record()
+            do { _ = try await store.attestAgent(record, at: time, audit: [event]) } catch {
                 if error.code == .permissionDenied { throw RPCError(code: .permissionDenied, message: error.message) }
                 throw Self.unavailable(error)
             }
+            await audit.committedElsewhere()
             var result = Writ_Agent_V1_AttestResult()
             result.agentID = agentID.uri
             result.svidChain = issued.chainDER.map { Data($0) }
@@ -108,6 +125,16 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         } catch let error as RPCError {
             metrics.attestation(type: type, result: "\(error.code)")
             logger.notice("attestation refused", metadata: ["type": "\(type)", "source": "\(source)", "code": "\(error.code)", "reason": "\(error.message)"])
+            // A refusal is recorded too (a node hammering the server is rate limited first, and
+            // those refusals are counted in metrics only, so the log cannot be flooded).
+            if error.code != .resourceExhausted {
+                let outcome: AuditOutcome = [.unavailable, .internalError].contains(error.code) ? .error : .denied
+                let event = ServerAuditEvents.nodeAttest(at: Date(), attestor: type, claimed: claimed, agentID: agentIDForAudit, outcome: outcome,
+                                                         reason: error.message, source: source)
+                do { _ = try await audit.record(event) } catch {
+                    logger.error("the audit event of a refused attestation could not be stored", metadata: ["error": "\(error)"])
+                }
+            }
             throw error
         }
     }
@@ -144,15 +171,18 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
     func renewAgent(request: Writ_Agent_V1_RenewAgentRequest, context: ServerContext) async throws -> Writ_Agent_V1_RenewAgentResponse {
         let (agent, peer) = try await authenticate(context, method: "RenewAgent")
         let issued = try await issueAgentSVID(csr: Array(request.csr), id: agent.id)
+        let time = Date()
+        let event = try ServerAuditEvents.x509Issue(at: time, actor: .spiffe(agent.id), id: agent.id.uri, purpose: "agent_renewal", leaf: issued.leaf).record()
         do {
             _ = try await store.renewAgent(id: agent.id, fromSerial: peer.serialNumber, toSerial: Self.hex(issued.leaf.serialNumber.bytes),
-                                           expiresAt: issued.leaf.notValidAfter, at: Date())
+                                           expiresAt: issued.leaf.notValidAfter, at: time, audit: [event])
         } catch {
             switch error.code {
             case .conflict, .permissionDenied, .notFound: throw RPCError(code: .permissionDenied, message: error.message)
             default: throw Self.unavailable(error)
             }
         }
+        await audit.committedElsewhere()
         metrics.svidSigned(kind: "agent")
         logger.info("agent SVID renewed", metadata: ["agent_id": "\(agent.id)", "expires_at": "\(issued.leaf.notValidAfter)"])
         var reply = Writ_Agent_V1_RenewAgentResponse()
@@ -311,6 +341,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         }
         try await cache.catchUp()
         var reply = Writ_Agent_V1_BatchNewX509SVIDResponse()
+        var events: [AuditEvent] = []
         for params in request.params {
             var result = Writ_Agent_V1_X509SVIDResult()
             result.entryID = params.entryID
@@ -324,14 +355,31 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
                 }
                 result.svidChain = issued.chainDER.map { Data($0) }
                 result.expiresAt = Int64(issued.leaf.notValidAfter.timeIntervalSince1970)
-                metrics.svidSigned(kind: "x509")
+                events.append(ServerAuditEvents.x509Issue(at: Date(), actor: .spiffe(agent.id), id: entry.spiffeID.uri, entryID: entry.id,
+                                                          purpose: "entry", leaf: issued.leaf))
             } catch let failure as Writ_Agent_V1_Error {
                 result.error = failure
+                if failure.code == "permission_denied" {
+                    events.append(ServerAuditEvents.x509Issue(at: Date(), actor: .spiffe(agent.id), id: "", entryID: String(params.entryID.prefix(128)),
+                                                              purpose: "entry", outcome: .denied, reason: failure.message))
+                }
                 logger.notice("X.509-SVID refused", metadata: ["agent_id": "\(agent.id)", "entry_id": "\(params.entryID.prefix(128))", "code": "\(failure.code)"])
             }
             reply.results.append(result)
         }
+        // Nothing is handed out before its event is committed.
+        try await recordOrRefuse(events, what: "the X.509-SVIDs")
+        metrics.svidSigned(kind: "x509", count: reply.results.count(where: { !$0.svidChain.isEmpty }))
         return reply
+    }
+
+    /// Records `events` in the audit log, or fails the call (unavailable) when they cannot be
+    /// stored: what they describe must not be handed out unrecorded.
+    private func recordOrRefuse(_ events: [AuditEvent], what: String) async throws {
+        do { _ = try await audit.record(events) } catch {
+            logger.error("audit events could not be stored; \(what) are withheld", metadata: ["error": "\(error)"])
+            throw RPCError(code: .unavailable, message: "the audit log could not record the issuance, so \(what) are withheld; retry")
+        }
     }
 
     func newJWTSVID(request: Writ_Agent_V1_NewJWTSVIDRequest, context: ServerContext) async throws -> Writ_Agent_V1_NewJWTSVIDResponse {
@@ -343,17 +391,27 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         let entry: RegistrationEntry
         do { entry = try await authorizedEntry(request.entryID, for: agent) } catch let failure as Writ_Agent_V1_Error {
             logger.notice("JWT-SVID refused", metadata: ["agent_id": "\(agent.id)", "entry_id": "\(request.entryID.prefix(128))", "code": "\(failure.code)"])
+            if failure.code == "permission_denied" {
+                try await recordOrRefuse([ServerAuditEvents.jwtIssue(at: Date(), actor: .spiffe(agent.id), id: "", entryID: String(request.entryID.prefix(128)),
+                                                                     purpose: "entry", audience: request.audience, outcome: .denied, reason: failure.message)],
+                                         what: "the answer")
+            }
             throw RPCError(code: failure.code == "not_found" ? .notFound : .permissionDenied, message: failure.message)
         }
         let ttl = entry.jwtSVIDTTL.map { Duration.seconds($0) } ?? options.jwtSVIDTTL
         let svid: JWTSVIDToken
+        let claims: JWTSVIDClaims
         do {
             let minted = try await ca.mintJWTSVID(id: entry.spiffeID, audience: request.audience, ttl: ttl)
             svid = JWTSVIDToken(token: minted.token, expiresAt: minted.claims.expiresAt)
+            claims = minted.claims
         } catch {
             if error.code == .invalidRequest { throw RPCError(code: .invalidArgument, message: error.message) }
             throw RPCError(code: .internalError, message: "minting failed: \(error.message)")
         }
+        try await recordOrRefuse([ServerAuditEvents.jwtIssue(at: Date(), actor: .spiffe(agent.id), id: entry.spiffeID.uri, entryID: entry.id,
+                                                             purpose: "entry", audience: request.audience, claims: claims)],
+                                 what: "the JWT-SVID")
         metrics.svidSigned(kind: "jwt")
         var reply = Writ_Agent_V1_NewJWTSVIDResponse()
         reply.token = svid.token

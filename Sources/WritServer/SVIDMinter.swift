@@ -3,6 +3,8 @@ import SPIFFEIdentity
 import WritCA
 import SPIFFEX509
 import WritModel
+import SPIFFEJWT
+import X509
 
 /// Mints SVIDs for operators (`writ svid mint`, `POST /v1/svids/x509|jwt`): any workload ID
 /// of the trust domain, outside the reserved `/writ/` paths, with no registration entry behind
@@ -13,7 +15,8 @@ struct SVIDMinter: Sendable {
     let x509TTL: Duration
     let jwtTTL: Duration
 
-    func x509(_ request: AdminAPI.MintX509SVIDRequest) async throws -> AdminAPI.MintedX509SVID {
+    /// The minted SVID and its leaf (for the audit event).
+    func x509(_ request: AdminAPI.MintX509SVIDRequest) async throws -> (AdminAPI.MintedX509SVID, Certificate) {
         let id = try workload(request.spiffeID)
         let ttl = try lifetime(request.ttl, default: x509TTL)
         guard let csr = Data(base64Encoded: request.csr), !csr.isEmpty else {
@@ -28,13 +31,15 @@ struct SVIDMinter: Sendable {
         }
         do {
             let issued = try await ca.issueX509SVID(csrDER: Array(csr), id: id, ttl: ttl, dnsNames: dnsNames)
-            return AdminAPI.MintedX509SVID(spiffeID: id.uri, chain: issued.chainDER.map { Data($0).base64EncodedString() }, expiresAt: issued.leaf.notValidAfter)
+            return (AdminAPI.MintedX509SVID(spiffeID: id.uri, chain: issued.chainDER.map { Data($0).base64EncodedString() }, expiresAt: issued.leaf.notValidAfter),
+                    issued.leaf)
         } catch {
             throw Self.failure(error, field: "csr")
         }
     }
 
-    func jwt(_ request: AdminAPI.MintJWTSVIDRequest) async throws -> AdminAPI.MintedJWTSVID {
+    /// The minted token and its claims (for the audit event).
+    func jwt(_ request: AdminAPI.MintJWTSVIDRequest) async throws -> (AdminAPI.MintedJWTSVID, JWTSVIDClaims) {
         let id = try workload(request.spiffeID)
         let ttl = try lifetime(request.ttl, default: jwtTTL)
         guard !request.audience.isEmpty, request.audience.count <= 32, request.audience.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 512 }) else {
@@ -42,8 +47,8 @@ struct SVIDMinter: Sendable {
         }
         do {
             let minted = try await ca.mintJWTSVID(id: id, audience: request.audience, ttl: ttl)
-            return AdminAPI.MintedJWTSVID(spiffeID: id.uri, token: minted.token,
-                                          expiresAt: Date(timeIntervalSince1970: TimeInterval(minted.claims.expiresAt)))
+            return (AdminAPI.MintedJWTSVID(spiffeID: id.uri, token: minted.token,
+                                           expiresAt: Date(timeIntervalSince1970: TimeInterval(minted.claims.expiresAt))), minted.claims)
         } catch {
             throw Self.failure(error, field: "audience")
         }

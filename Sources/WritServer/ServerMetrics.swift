@@ -32,10 +32,11 @@ public final class ServerMetrics: Sendable {
     }
 
     /// Counts SVIDs signed for agents, by kind (`x509`, `jwt`, `agent`).
-    func svidSigned(kind: String) {
+    func svidSigned(kind: String, count: Int = 1) {
+        guard count > 0 else { return }
         registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "svids_signed", unitName: "total",
                                                helpText: "SVIDs signed, by kind."),
-                             labels: [("kind", kind)]).increment()
+                             labels: [("kind", kind)]).increment(by: Int64(count))
     }
 
     /// Counts agent API calls by method and gRPC status code.
@@ -121,28 +122,28 @@ struct MeasuredDatastore: Datastore {
         try await measure("changes") { () async throws(StoreError) in try await inner.changes(after: revision, limit: limit) }
     }
     func currentRevision() async throws(StoreError) -> Int64 { try await measure("current_revision") { () async throws(StoreError) in try await inner.currentRevision() } }
-    func createJoinToken(_ token: JoinTokenRecord, at time: Date) async throws(StoreError) {
-        try await measure("create_join_token") { () async throws(StoreError) in try await inner.createJoinToken(token, at: time) }
+    func createJoinToken(_ token: JoinTokenRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) {
+        try await measure("create_join_token") { () async throws(StoreError) in try await inner.createJoinToken(token, at: time, audit: audit) }
     }
     func consumeJoinToken(hash: String, at time: Date) async throws(StoreError) -> JoinTokenRecord {
         try await measure("consume_join_token") { () async throws(StoreError) in try await inner.consumeJoinToken(hash: hash, at: time) }
     }
     func pruneJoinTokens(at time: Date) async throws(StoreError) -> Int { try await measure("prune_join_tokens") { () async throws(StoreError) in try await inner.pruneJoinTokens(at: time) } }
-    func attestAgent(_ agent: AgentRecord, at time: Date) async throws(StoreError) -> AgentRecord {
-        try await measure("attest_agent") { () async throws(StoreError) in try await inner.attestAgent(agent, at: time) }
+    func attestAgent(_ agent: AgentRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try await measure("attest_agent") { () async throws(StoreError) in try await inner.attestAgent(agent, at: time, audit: audit) }
     }
     func agent(id: SPIFFEID) async throws(StoreError) -> AgentRecord? { try await measure("get_agent") { () async throws(StoreError) in try await inner.agent(id: id) } }
-    func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord {
+    func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
         try await measure("renew_agent") { () async throws(StoreError) in
-            try await inner.renewAgent(id: id, fromSerial: fromSerial, toSerial: toSerial, expiresAt: expiresAt, at: time)
+            try await inner.renewAgent(id: id, fromSerial: fromSerial, toSerial: toSerial, expiresAt: expiresAt, at: time, audit: audit)
         }
     }
     func listAgents(_ filter: AgentFilter) async throws(StoreError) -> [AgentRecord] { try await measure("list_agents") { () async throws(StoreError) in try await inner.listAgents(filter) } }
-    func evictAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
-        try await measure("evict_agent") { () async throws(StoreError) in try await inner.evictAgent(id: id, at: time) }
+    func evictAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try await measure("evict_agent") { () async throws(StoreError) in try await inner.evictAgent(id: id, at: time, audit: audit) }
     }
-    func banAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
-        try await measure("ban_agent") { () async throws(StoreError) in try await inner.banAgent(id: id, at: time) }
+    func banAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try await measure("ban_agent") { () async throws(StoreError) in try await inner.banAgent(id: id, at: time, audit: audit) }
     }
     func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID] {
         try await measure("purge_agents") { () async throws(StoreError) in try await inner.purgeAgents(expiredBefore: time, at: now) }
@@ -153,8 +154,8 @@ struct MeasuredDatastore: Datastore {
     func sharedBundle() async throws(StoreError) -> SharedBundleRecord {
         try await measure("shared_bundle") { () async throws(StoreError) in try await inner.sharedBundle() }
     }
-    func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date) async throws(StoreError) -> FederatedBundleRecord {
-        try await measure("set_federated_bundle") { () async throws(StoreError) in try await inner.setFederatedBundle(bundle, at: time) }
+    func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> FederatedBundleRecord {
+        try await measure("set_federated_bundle") { () async throws(StoreError) in try await inner.setFederatedBundle(bundle, at: time, audit: audit) }
     }
     func federatedBundle(_ trustDomain: TrustDomain) async throws(StoreError) -> FederatedBundleRecord? {
         try await measure("get_federated_bundle") { () async throws(StoreError) in try await inner.federatedBundle(trustDomain) }
@@ -162,8 +163,8 @@ struct MeasuredDatastore: Datastore {
     func listFederatedBundles() async throws(StoreError) -> [FederatedBundleRecord] {
         try await measure("list_federated_bundles") { () async throws(StoreError) in try await inner.listFederatedBundles() }
     }
-    func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion {
-        try await measure("delete_federated_bundle") { () async throws(StoreError) in try await inner.deleteFederatedBundle(trustDomain, mode: mode, at: time) }
+    func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> FederatedBundleDeletion {
+        try await measure("delete_federated_bundle") { () async throws(StoreError) in try await inner.deleteFederatedBundle(trustDomain, mode: mode, at: time, audit: audit) }
     }
     func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64> {
         try await measure("append_audit_events") { () async throws(StoreError) in try await inner.appendAuditEvents(events) }

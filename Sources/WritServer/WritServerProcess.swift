@@ -28,7 +28,7 @@ public enum WritServerProcess {
         try prepareSocketDirectory(for: options.adminSocket)
         let x509pop = try loadX509PopTrust(options)
         let url = options.datastoreURL
-        try await withDatastore(url, logger: logger) { rawStore, description in
+        try await withDatastore(url, logger: logger, faults: auditFaultHook(ProcessInfo.processInfo.environment)) { rawStore, description in
             let metrics = ServerMetrics()
             let store = MeasuredDatastore(inner: rawStore, metrics: metrics)
             let (identity, serverSVID) = try await ServerIdentity.open(options: options, store: store, logger: logger)
@@ -102,7 +102,8 @@ public enum WritServerProcess {
             let pruner = Pruner(store: store, interval: options.pruneInterval, logger: logger)
             let agentService = AgentService(store: store, cache: cache, ca: identity.ca, bundle: identity.bundle, peers: PeerRegistry(),
                                             rateLimiter: AttestationRateLimiter(perMinute: options.attestRatePerMinute),
-                                            syncMemory: SyncMemory(), x509pop: x509pop, metrics: metrics, options: options, logger: logger)
+                                            syncMemory: SyncMemory(), x509pop: x509pop, metrics: metrics, options: options, logger: logger,
+                                            audit: audit)
             let listener = AgentListenerFactory(
                 host: options.listen.host, port: options.listen.port, tls: identity.tls, peers: agentService.peers,
                 trustDomain: options.trustDomain, logger: logger, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
@@ -122,6 +123,11 @@ public enum WritServerProcess {
             let group = ServiceGroup(configuration: .init(services: services + [http, pruner, grpc, maintainer, watcher],
                                                           gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
+            // Everything recorded is committed, and the last checkpoint covers it.
+            await audit.flush()
+            do { try await audit.checkpointNow() } catch {
+                logger.error("the final audit checkpoint could not be signed", metadata: ["error": "\(error)"])
+            }
             try? FileManager.default.removeItem(atPath: (options.dataDirectory as NSString).appendingPathComponent("ready.json"))
         }
     }
@@ -140,14 +146,14 @@ public enum WritServerProcess {
     }
 
     /// Opens the datastore named by `url` (`sqlite:<path>` or `postgres://…`) for `body`.
-    public static func withDatastore(_ url: String, logger: Logger,
+    public static func withDatastore(_ url: String, logger: Logger, faults: StoreFaults? = nil,
                                      _ body: (any Datastore, String) async throws -> Void) async throws {
         if url.hasPrefix("sqlite:") {
             let path = String(url.dropFirst("sqlite:".count))
             guard path.hasPrefix("/") else { throw ServerError("invalid datastore `\(url)`: a SQLite datastore is `sqlite:/absolute/path`") }
             let backend = try await SQLiteBackend.open(path: path, logger: logger)
             let store: SQLDatastore
-            do { store = try await SQLDatastore(backend: backend) } catch {
+            do { store = try await SQLDatastore(backend: backend, faults: faults) } catch {
                 await backend.close()
                 throw error
             }
@@ -159,11 +165,23 @@ public enum WritServerProcess {
         } else if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
             let parsed = try PostgresURL(parsing: url)
             try await PostgresBackend.withBackend(url: parsed, logger: logger) { backend in
-                let store = try await SQLDatastore(backend: backend)
+                let store = try await SQLDatastore(backend: backend, faults: faults)
                 try await body(store, parsed.description)
             }
         } else {
             throw ServerError("invalid datastore `\(url.prefix(40))`: use `sqlite:/path/datastore.sqlite3` or `postgres://user@host:port/database`")
+        }
+    }
+
+    /// A test hook, like the agent's `WRIT_TEST_*` delays and not an option:
+    /// `WRIT_TEST_AUDIT_FAULT_FILE=<path>` makes every audit insert fail while that file exists,
+    /// so a test can prove that an operation whose event cannot be stored leaves nothing behind.
+    static func auditFaultHook(_ environment: [String: String]) -> StoreFaults? {
+        guard let path = environment["WRIT_TEST_AUDIT_FAULT_FILE"], !path.isEmpty else { return nil }
+        return StoreFaults { (point: StoreFaultPoint) throws(StoreError) in
+            if point == .auditInsert, FileManager.default.fileExists(atPath: path) {
+                throw StoreError(.injectedFault, "injected fault on the audit insert (\(path) exists)")
+            }
         }
     }
 

@@ -41,8 +41,9 @@ public protocol Datastore: Sendable {
     /// The newest revision (0 for an empty store).
     func currentRevision() async throws(StoreError) -> Int64
 
-    /// Stores a join token (its hash only).
-    func createJoinToken(_ token: JoinTokenRecord, at time: Date) async throws(StoreError)
+    /// Stores a join token (its hash only). Every write that takes `audit` appends those events
+    /// to the audit log in its own transaction: the change and its events commit together, or neither.
+    func createJoinToken(_ token: JoinTokenRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError)
     /// Uses up the token whose hash is `hash`: exactly one caller ever gets it back; an unknown,
     /// used or expired token is `token_rejected`.
     func consumeJoinToken(hash: String, at time: Date) async throws(StoreError) -> JoinTokenRecord
@@ -52,19 +53,19 @@ public protocol Datastore: Sendable {
     /// Records a successful attestation: creates the agent, or replaces the record of one that
     /// attested again (x509pop after an eviction or expiry). A banned agent is refused with
     /// `permission_denied` and its record is left unchanged.
-    func attestAgent(_ agent: AgentRecord, at time: Date) async throws(StoreError) -> AgentRecord
+    func attestAgent(_ agent: AgentRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord
     /// The agent with this SPIFFE ID, or nil.
     func agent(id: SPIFFEID) async throws(StoreError) -> AgentRecord?
     /// Moves an agent from the SVID `fromSerial` to a renewed one: `conflict` when the stored
     /// serial is not `fromSerial` (the old SVID was already renewed), `permission_denied` when
     /// banned, `not_found` when evicted.
-    func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord
+    func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord
     /// The agents matching `filter`, ordered by SPIFFE ID.
     func listAgents(_ filter: AgentFilter) async throws(StoreError) -> [AgentRecord]
     /// Deletes the agent's record: its SVID stops being accepted and it must attest again.
-    func evictAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord
+    func evictAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord
     /// Marks the agent banned and forgets its serial: refused at once, and it cannot attest again.
-    func banAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord
+    func banAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord
     /// Deletes agents whose SVID expired before `time` (banned ones included); returns their ids.
     func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID]
 
@@ -82,7 +83,7 @@ public protocol Datastore: Sendable {
 
     /// Stores (creates or replaces) the bundle of a foreign trust domain and records a
     /// `bundle.set` change. The caller has validated the document.
-    func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date) async throws(StoreError) -> FederatedBundleRecord
+    func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> FederatedBundleRecord
     /// The stored bundle of `trustDomain`, or nil.
     func federatedBundle(_ trustDomain: TrustDomain) async throws(StoreError) -> FederatedBundleRecord?
     /// Every federated bundle, ordered by trust domain.
@@ -91,7 +92,7 @@ public protocol Datastore: Sendable {
     /// federate with it are handled per `mode` in the same transaction: `restrict` refuses with
     /// `conflict` while there are any; `dissociate` drops the trust domain from their
     /// `federates_with` (an `entry.update` each); `delete` deletes them (an `entry.delete` each).
-    func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion
+    func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> FederatedBundleDeletion
 
     // MARK: the audit log (an RFC 6962 Merkle tree of events)
 
@@ -262,5 +263,39 @@ extension Datastore {
     /// ``deleteEntry(id:revision:at:audit:)`` with no audit event.
     public func deleteEntry(id: String, revision: Int64?, at time: Date) async throws(StoreError) -> RegistrationEntry {
         try await deleteEntry(id: id, revision: revision, at: time, audit: [])
+    }
+    /// ``createJoinToken(_:at:audit:)`` with no audit event.
+    public func createJoinToken(_ token: JoinTokenRecord, at time: Date) async throws(StoreError) {
+        try await createJoinToken(token, at: time, audit: [])
+    }
+
+    /// ``attestAgent(_:at:audit:)`` with no audit event.
+    public func attestAgent(_ agent: AgentRecord, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await attestAgent(agent, at: time, audit: [])
+    }
+
+    /// ``renewAgent(id:fromSerial:toSerial:expiresAt:at:audit:)`` with no audit event.
+    public func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await renewAgent(id: id, fromSerial: fromSerial, toSerial: toSerial, expiresAt: expiresAt, at: time, audit: [])
+    }
+
+    /// ``evictAgent(id:at:audit:)`` with no audit event.
+    public func evictAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await evictAgent(id: id, at: time, audit: [])
+    }
+
+    /// ``banAgent(id:at:audit:)`` with no audit event.
+    public func banAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
+        try await banAgent(id: id, at: time, audit: [])
+    }
+
+    /// ``setFederatedBundle(_:at:audit:)`` with no audit event.
+    public func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date) async throws(StoreError) -> FederatedBundleRecord {
+        try await setFederatedBundle(bundle, at: time, audit: [])
+    }
+
+    /// ``deleteFederatedBundle(_:mode:at:audit:)`` with no audit event.
+    public func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion {
+        try await deleteFederatedBundle(trustDomain, mode: mode, at: time, audit: [])
     }
 }

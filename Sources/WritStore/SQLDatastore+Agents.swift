@@ -6,7 +6,8 @@ import WritModel
 // Attested agents. The node selectors are stored as one JSON column: agents are listed and
 // filtered by the admin API only, never on a hot path, so no selector index is kept.
 extension SQLDatastore {
-    public func attestAgent(_ agent: AgentRecord, at time: Date) async throws(StoreError) -> AgentRecord {
+    public func attestAgent(_ agent: AgentRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try Self.checkAuditEvents(audit)
         let ms = Self.milliseconds(time)
         let selectorsJSON = Self.json(agent.selectors.map { $0.description })
         return try await write("attest agent") { db in
@@ -30,6 +31,7 @@ extension SQLDatastore {
                         \(bind: Int64(agent.canReattest ? 1 : 0)), \(bind: ms), \(bind: ms))
                     """).run()
             }
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             guard let row = try await db.raw("SELECT * FROM agents WHERE id = \(bind: agent.id.uri)").first() else {
                 throw StoreError(.unavailable, "the attested agent `\(agent.id)` was not stored")
@@ -44,7 +46,9 @@ extension SQLDatastore {
         }
     }
 
-    public func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord {
+    public func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date,
+                           audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try Self.checkAuditEvents(audit)
         let ms = Self.milliseconds(time)
         return try await write("renew agent") { db in
             guard let existing = try await db.raw("SELECT * FROM agents WHERE id = \(bind: id.uri)").first().map(Self.decodeAgent) else {
@@ -59,6 +63,7 @@ extension SQLDatastore {
                 UPDATE agents SET serial_number = \(bind: toSerial), expires_at_ms = \(bind: Self.milliseconds(expiresAt)), updated_at_ms = \(bind: ms)
                 WHERE id = \(bind: id.uri) AND serial_number = \(bind: fromSerial)
                 """).run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             var renewed = existing
             renewed.serialNumber = toSerial
@@ -74,7 +79,8 @@ extension SQLDatastore {
         }
     }
 
-    public func evictAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
+    public func evictAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try Self.checkAuditEvents(audit)
         let ms = Self.milliseconds(time)
         return try await write("evict agent") { db in
             guard let existing = try await db.raw("SELECT * FROM agents WHERE id = \(bind: id.uri)").first().map(Self.decodeAgent) else {
@@ -82,12 +88,14 @@ extension SQLDatastore {
             }
             _ = try await self.recordChange(.agentEvicted, recordID: id.uri, at: ms, in: db)
             try await db.raw("DELETE FROM agents WHERE id = \(bind: id.uri)").run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             return existing
         }
     }
 
-    public func banAgent(id: SPIFFEID, at time: Date) async throws(StoreError) -> AgentRecord {
+    public func banAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
+        try Self.checkAuditEvents(audit)
         let ms = Self.milliseconds(time)
         return try await write("ban agent") { db in
             guard var existing = try await db.raw("SELECT * FROM agents WHERE id = \(bind: id.uri)").first().map(Self.decodeAgent) else {
@@ -95,6 +103,7 @@ extension SQLDatastore {
             }
             _ = try await self.recordChange(.agentBanned, recordID: id.uri, at: ms, in: db)
             try await db.raw("UPDATE agents SET banned = \(bind: Int64(1)), serial_number = '', updated_at_ms = \(bind: ms) WHERE id = \(bind: id.uri)").run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             existing.banned = true
             existing.serialNumber = ""

@@ -141,6 +141,7 @@ extension SQLDatastore {
             for row in subtreeRows[chunk..<min(chunk + 1000, subtreeRows.count)] { insert.values(row) }
             try await insert.run()
         }
+        try fault(.auditInsert)
         return size..<range.size
     }
 

@@ -8,7 +8,8 @@ import WritModel
 /// domain without a bundle, and a bundle cannot go while entries name it (unless the delete
 /// mode says what becomes of them).
 extension SQLDatastore {
-    public func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date) async throws(StoreError) -> FederatedBundleRecord {
+    public func setFederatedBundle(_ bundle: FederatedBundleRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> FederatedBundleRecord {
+        try Self.checkAuditEvents(audit)
         guard let text = String(bytes: bundle.document, encoding: .utf8), !text.isEmpty else {
             throw StoreError(.invalidArgument, "the bundle document of `\(bundle.trustDomain)` must be non-empty UTF-8 JSON")
         }
@@ -21,6 +22,7 @@ extension SQLDatastore {
                 INSERT INTO federated_bundles (trust_domain, document, revision, updated_at_ms)
                 VALUES (\(bind: name), \(bind: text), \(bind: revision), \(bind: ms))
                 """).run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             return FederatedBundleRecord(trustDomain: bundle.trustDomain, document: bundle.document, revision: revision, updatedAt: Self.date(ms))
         }
@@ -38,7 +40,9 @@ extension SQLDatastore {
         }
     }
 
-    public func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date) async throws(StoreError) -> FederatedBundleDeletion {
+    public func deleteFederatedBundle(_ trustDomain: TrustDomain, mode: FederatedBundleDeleteMode, at time: Date,
+                                      audit: [AuditEventRecord]) async throws(StoreError) -> FederatedBundleDeletion {
+        try Self.checkAuditEvents(audit)
         let ms = Self.milliseconds(time)
         let name = trustDomain.name
         return try await write("delete federated bundle") { db in
@@ -70,6 +74,7 @@ extension SQLDatastore {
             }
             _ = try await self.recordChange(.federatedBundleDeleted, recordID: name, at: ms, in: db)
             try await db.raw("DELETE FROM federated_bundles WHERE trust_domain = \(bind: name)").run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
             return FederatedBundleDeletion(bundle: existing, affectedEntryIDs: federating.map(\.id))
         }

@@ -222,7 +222,8 @@ public final class SQLDatastore: Datastore {
 
     // MARK: join tokens
 
-    public func createJoinToken(_ token: JoinTokenRecord, at time: Date) async throws(StoreError) {
+    public func createJoinToken(_ token: JoinTokenRecord, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) {
+        try Self.checkAuditEvents(audit)
         let ms = Self.milliseconds(time)
         try await write("create join token") { db in
             if try await db.raw("SELECT id FROM join_tokens WHERE id = \(bind: token.id) OR token_hash = \(bind: token.tokenHash)").first() != nil {
@@ -233,6 +234,7 @@ public final class SQLDatastore: Datastore {
                 INSERT INTO join_tokens (id, token_hash, spiffe_id, expires_at_ms, created_at_ms)
                 VALUES (\(bind: token.id), \(bind: token.tokenHash), \(bind: token.spiffeID?.uri), \(bind: Self.milliseconds(token.expiresAt)), \(bind: ms))
                 """).run()
+            _ = try await self.appendAudit(audit, in: db)
             try self.fault(.beforeCommit)
         }
     }

@@ -25,6 +25,8 @@ public enum StoreFaultPoint: String, Sendable, CaseIterable {
     case afterEntryRow = "after_entry_row"
     /// After the selectors, before the change is recorded.
     case afterSelectors = "after_selectors"
+    /// After an operation's audit events are inserted (in every write that carries events).
+    case auditInsert = "audit_insert"
     /// After everything, just before commit.
     case beforeCommit = "before_commit"
 }

@@ -184,6 +184,53 @@ extension StoreConformanceTests {
         }
     }
 
+    /// Every other write that takes audit events (tokens, agents, federated bundles) commits
+    /// them with its change; a fault on the audit insert leaves neither.
+    @Test(arguments: StoreBackendKind.allCases)
+    func everyAuditedWriteCommitsWithItsEvents(_ kind: StoreBackendKind) async throws {
+        let armed = FaultSwitch()
+        try await F.withStore(kind, faults: armed.faults(at: .auditInsert)) { store in
+            var n = 0
+            func event(_ type: String) -> [AuditEventRecord] {
+                n += 1
+                return [Self.auditEvent(n, type: type, target: "probe:\(n)")]
+            }
+            let token = JoinTokenRecord(id: "t-audit", tokenHash: String(repeating: "a", count: 64), spiffeID: nil, expiresAt: F.now.addingTimeInterval(600))
+            let agent = Self.agentRecord("/writ/agent/x509pop/audit", serial: "01", type: "x509pop", canReattest: true)
+            let bundle = F.federatedBundle("partner.org")
+            // Each write, once with the fault armed (nothing of it may remain) and once without.
+            let writes: [(String, (SQLDatastore, [AuditEventRecord]) async throws -> Void, (SQLDatastore) async throws -> Bool)] = [
+                ("token.generate", { try await $0.createJoinToken(token, at: F.now, audit: $1) },
+                 { try await $0.changes(after: 0, limit: 1000).contains { $0.kind == .joinTokenCreated } }),
+                ("node.attest", { _ = try await $0.attestAgent(agent, at: F.now, audit: $1) }, { try await $0.agent(id: agent.id) != nil }),
+                ("svid.x509.issue", { _ = try await $0.renewAgent(id: agent.id, fromSerial: "01", toSerial: "02", expiresAt: F.now.addingTimeInterval(3600), at: F.now, audit: $1) },
+                 { try await $0.agent(id: agent.id)?.serialNumber == "02" }),
+                ("agent.ban", { _ = try await $0.banAgent(id: agent.id, at: F.now, audit: $1) }, { try await $0.agent(id: agent.id)?.banned == true }),
+                ("agent.evict", { _ = try await $0.evictAgent(id: agent.id, at: F.now, audit: $1) }, { try await $0.agent(id: agent.id) == nil }),
+                ("bundle.set", { _ = try await $0.setFederatedBundle(bundle, at: F.now, audit: $1) }, { try await $0.federatedBundle(bundle.trustDomain) != nil }),
+                ("bundle.delete", { _ = try await $0.deleteFederatedBundle(bundle.trustDomain, mode: .restrict, at: F.now, audit: $1) },
+                 { try await $0.federatedBundle(bundle.trustDomain) == nil }),
+            ]
+            for (type, write, done) in writes {
+                let size = try await store.auditSize()
+                let revision = try await store.currentRevision()
+                armed.isOn = true
+                await Self.expectError(.injectedFault, "\(type) with a fault on its audit insert") { try await write(store, event(type)) }
+                armed.isOn = false
+                #expect(try await store.auditSize() == size, "\(type): the event of a failed write remains")
+                #expect(try await store.currentRevision() == revision, "\(type): the failed write left a change")
+                #expect(try await !done(store), "\(type): the failed write took effect")
+                try await write(store, event(type))
+                #expect(try await done(store), "\(type): the write did not take effect")
+                #expect(try await store.auditSize() == size + 1)
+                #expect(try await store.searchAuditEvents(AuditQuery(type: type)).map(\.type) == [type])
+            }
+            let tree = try await Self.recomputed(store)
+            #expect(tree.size == UInt64(writes.count))
+            #expect(try MerkleProofs.root(size: tree.size, try await store.auditSubtrees(MerkleProofs.rootPlan(size: tree.size).subtrees)) == tree.root)
+        }
+    }
+
     @Test(arguments: StoreBackendKind.allCases)
     func auditSearchUsesTypeActorTargetAndTime(_ kind: StoreBackendKind) async throws {
         try await F.withStore(kind) { store in

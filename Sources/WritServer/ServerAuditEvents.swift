@@ -1,0 +1,65 @@
+import Foundation
+import SPIFFEIdentity
+import SPIFFEJWT
+import StrictJSON
+import WritAudit
+import WritCA
+import WritModel
+import X509
+
+/// The audit events the server writes, one constructor per event type, so that each type has
+/// the same fields wherever it is written (docs/audit-log.md lists them). None holds a secret:
+/// join tokens appear by id or by the SHA-256 of what was presented, never by value.
+enum ServerAuditEvents {
+    /// `node.attest`: a node attested (`allowed`, target the agent ID) or was refused
+    /// (`denied`, or `error` when the server failed).
+    static func nodeAttest(at time: Date, attestor: String, claimed: String, agentID: SPIFFEID?, outcome: AuditOutcome, reason: String? = nil,
+                           serial: String? = nil, expiresAt: Date? = nil, selectors: [Selector] = [], source: String) -> AuditEvent {
+        var details: [JSONMember] = [JSONMember("source", .string(source))]
+        if let serial { details.append(JSONMember("serial", .string(serial))) }
+        if let expiresAt { details.append(JSONMember("expires_at", .string(AuditEvent.timestamp(expiresAt)))) }
+        if !selectors.isEmpty { details.append(JSONMember("selectors", .array(selectors.map { .string($0.description) }))) }
+        return AuditEvent(time: time, type: "node.attest", actor: .node(attestor: attestor, id: claimed),
+                          target: agentID.map { AuditTarget(kind: "agent", id: $0.uri) }, action: "attest", outcome: outcome, reason: reason,
+                          details: details)
+    }
+
+    /// `svid.x509.issue`: an X.509-SVID was signed for `id` (for an entry, an agent's own
+    /// renewal, or an operator), or refused (`denied`, no certificate).
+    static func x509Issue(at time: Date, actor: AuditActor, id: String, entryID: String? = nil, purpose: String, outcome: AuditOutcome = .allowed,
+                          reason: String? = nil, leaf: Certificate? = nil) -> AuditEvent {
+        var details: [JSONMember] = [JSONMember("purpose", .string(purpose))]
+        if let entryID { details.append(JSONMember("entry_id", .string(entryID))) }
+        if let leaf {
+            details.append(JSONMember("serial", .string(hex(leaf.serialNumber.bytes))))
+            details.append(JSONMember("not_after", .string(AuditEvent.timestamp(leaf.notValidAfter))))
+        }
+        return AuditEvent(time: time, type: "svid.x509.issue", actor: actor, target: AuditTarget(kind: "spiffe_id", id: id), action: "issue",
+                          outcome: outcome, reason: reason, details: details)
+    }
+
+    /// `svid.jwt.issue`: a JWT-SVID was minted for `id` and `audience` (its `jti` and expiry,
+    /// never the token), or refused.
+    static func jwtIssue(at time: Date, actor: AuditActor, id: String, entryID: String? = nil, purpose: String, audience: [String],
+                         outcome: AuditOutcome = .allowed, reason: String? = nil, claims: JWTSVIDClaims? = nil) -> AuditEvent {
+        var details: [JSONMember] = [JSONMember("purpose", .string(purpose)), JSONMember("audience", .array(audience.map { .string($0) }))]
+        if let entryID { details.append(JSONMember("entry_id", .string(entryID))) }
+        if let claims {
+            if let jti = claims.jwtID { details.append(JSONMember("jti", .string(jti))) }
+            details.append(JSONMember("expires_at", .string(AuditEvent.timestamp(Date(timeIntervalSince1970: TimeInterval(claims.expiresAt))))))
+        }
+        return AuditEvent(time: time, type: "svid.jwt.issue", actor: actor, target: AuditTarget(kind: "spiffe_id", id: id), action: "issue",
+                          outcome: outcome, reason: reason, details: details)
+    }
+
+    /// An operator's change (`token.generate`, `agent.evict`, `bundle.set`, `authority.taint`,
+    /// …): `type` ends with the action.
+    static func adminChange(at time: Date, _ type: String, actor: AuditActor, target: AuditTarget, details: [JSONMember] = []) -> AuditEvent {
+        AuditEvent(time: time, type: type, actor: actor, target: target, action: String(type.split(separator: ".").last ?? ""),
+                   outcome: .allowed, details: details)
+    }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}
