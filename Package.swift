@@ -258,7 +258,7 @@ let package = Package(
         .target(
             name: "WritCLI",
             dependencies: [
-                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI", "CedarCore", "CedarParser", "CedarValidator", "StrictJSON",
+                "SPIFFEIdentity", "SPIFFEBundle", "SPIFFEX509", "SPIFFEJWT", "WritCA", "WritModel", "WritConfig", "WritServer", "WritAgent", "SPIFFEWorkloadAPI", "CedarCore", "CedarParser", "CedarValidator", "StrictJSON", "MerkleLog", "WritAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -402,7 +402,7 @@ let package = Package(
                            .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "GRPCCore", package: "grpc-swift-2"),
                            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
-                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "SQLKit", package: "sql-kit")]
         ),
         .testTarget(
             name: "WritStoreTests",
@@ -439,6 +439,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/WritRegistryBench"
+        ),
+        // The audit log on real datastores: committed appends, proofs at 10^4–10^7 leaves, bytes per event.
+        .executableTarget(
+            name: "writ-bench-audit",
+            dependencies: [
+                "WritAudit", "WritStore", "WritStoreSQLite", "WritStorePostgres", "MerkleLog", "StrictJSON", "SPIFFEIdentity",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/WritAuditBench"
         ),
         // Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model.
         .executableTarget(

@@ -162,7 +162,7 @@ public actor AuditLog {
 
     private func signDueCheckpoint() async {
         checkpointDue = false
-        do { try await signCheckpoint() } catch {
+        do { _ = try await signCheckpoint() } catch {
             logger.error("the audit checkpoint could not be signed or stored", metadata: ["error": "\(error)"])
         }
         signing = false

@@ -8,6 +8,11 @@ public struct AuditVerificationError: Error, Sendable, Hashable, CustomStringCon
     public let index: UInt64?
     public let message: String
     public var description: String { index.map { "index \($0): \(message)" } ?? message }
+
+    public init(index: UInt64?, message: String) {
+        self.index = index
+        self.message = message
+    }
 }
 
 /// Recomputes a log's tree from its event bodies, streamed in index order, and holds it to

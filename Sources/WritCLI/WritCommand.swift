@@ -23,7 +23,7 @@ public struct WritCommand: AsyncParsableCommand {
             5 not authorized, 64 usage error, 69 server unreachable.
             """,
         version: WritVersion.string,
-        subcommands: [ServerCommand.self, EntryCommand.self, AgentCommand.self, TokenCommand.self, BundleCommand.self, AuthorityCommand.self, SVIDCommand.self, ApiCommand.self, PolicyCommand.self, DatastoreCommand.self, HealthcheckCommand.self, ConfigCommand.self, DevCommand.self, VersionCommand.self]
+        subcommands: [ServerCommand.self, EntryCommand.self, AgentCommand.self, TokenCommand.self, BundleCommand.self, AuthorityCommand.self, AuditCommand.self, SVIDCommand.self, ApiCommand.self, PolicyCommand.self, DatastoreCommand.self, HealthcheckCommand.self, ConfigCommand.self, DevCommand.self, VersionCommand.self]
     )
 
     public init() {}

@@ -44,6 +44,8 @@ public struct AdminRoutes: Sendable {
         (.post, "/v1/svids/x509"), (.post, "/v1/svids/jwt"),
         (.post, "/v1/entries-batch-update"), (.post, "/v1/entries-batch-delete"),
         (.get, "/v1/bundles"), (.get, "/v1/bundles/{trust_domain}"), (.put, "/v1/bundles/{trust_domain}"), (.delete, "/v1/bundles/{trust_domain}"),
+        (.get, "/v1/audit/events"), (.get, "/v1/audit/search"), (.get, "/v1/audit/checkpoint"), (.get, "/v1/audit/checkpoints"),
+        (.get, "/v1/audit/proof/inclusion"), (.get, "/v1/audit/proof/consistency"), (.get, "/v1/audit/keys"),
     ]
 
     func register(on router: Router<AdminContext>) {
@@ -84,6 +86,7 @@ public struct AdminRoutes: Sendable {
             }
         }
         registerFederatedBundles(on: v1)
+        registerAudit(on: v1)
         v1.get("agents") { request, _ in
             try await guarded(nil) {
                 let query = try QueryParameters(request, allowed: ["selector", "banned", "expires_before", "attestation_type"])

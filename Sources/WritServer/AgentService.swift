@@ -360,7 +360,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
             } catch let failure as Writ_Agent_V1_Error {
                 result.error = failure
                 if failure.code == "permission_denied" {
-                    events.append(ServerAuditEvents.x509Issue(at: Date(), actor: .spiffe(agent.id), id: "", entryID: String(params.entryID.prefix(128)),
+                    events.append(ServerAuditEvents.x509Issue(at: Date(), actor: .spiffe(agent.id), id: nil, entryID: String(params.entryID.prefix(128)),
                                                               purpose: "entry", outcome: .denied, reason: failure.message))
                 }
                 logger.notice("X.509-SVID refused", metadata: ["agent_id": "\(agent.id)", "entry_id": "\(params.entryID.prefix(128))", "code": "\(failure.code)"])
@@ -392,7 +392,7 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
         do { entry = try await authorizedEntry(request.entryID, for: agent) } catch let failure as Writ_Agent_V1_Error {
             logger.notice("JWT-SVID refused", metadata: ["agent_id": "\(agent.id)", "entry_id": "\(request.entryID.prefix(128))", "code": "\(failure.code)"])
             if failure.code == "permission_denied" {
-                try await recordOrRefuse([ServerAuditEvents.jwtIssue(at: Date(), actor: .spiffe(agent.id), id: "", entryID: String(request.entryID.prefix(128)),
+                try await recordOrRefuse([ServerAuditEvents.jwtIssue(at: Date(), actor: .spiffe(agent.id), id: nil, entryID: String(request.entryID.prefix(128)),
                                                                      purpose: "entry", audience: request.audience, outcome: .denied, reason: failure.message)],
                                          what: "the answer")
             }

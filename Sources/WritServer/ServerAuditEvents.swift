@@ -25,8 +25,9 @@ enum ServerAuditEvents {
     }
 
     /// `svid.x509.issue`: an X.509-SVID was signed for `id` (for an entry, an agent's own
-    /// renewal, or an operator), or refused (`denied`, no certificate).
-    static func x509Issue(at time: Date, actor: AuditActor, id: String, entryID: String? = nil, purpose: String, outcome: AuditOutcome = .allowed,
+    /// renewal, or an operator), or refused (`denied`, no certificate, `id` nil: the target is
+    /// the entry asked for).
+    static func x509Issue(at time: Date, actor: AuditActor, id: String?, entryID: String? = nil, purpose: String, outcome: AuditOutcome = .allowed,
                           reason: String? = nil, leaf: Certificate? = nil) -> AuditEvent {
         var details: [JSONMember] = [JSONMember("purpose", .string(purpose))]
         if let entryID { details.append(JSONMember("entry_id", .string(entryID))) }
@@ -34,13 +35,13 @@ enum ServerAuditEvents {
             details.append(JSONMember("serial", .string(hex(leaf.serialNumber.bytes))))
             details.append(JSONMember("not_after", .string(AuditEvent.timestamp(leaf.notValidAfter))))
         }
-        return AuditEvent(time: time, type: "svid.x509.issue", actor: actor, target: AuditTarget(kind: "spiffe_id", id: id), action: "issue",
+        return AuditEvent(time: time, type: "svid.x509.issue", actor: actor, target: target(id, entryID), action: "issue",
                           outcome: outcome, reason: reason, details: details)
     }
 
     /// `svid.jwt.issue`: a JWT-SVID was minted for `id` and `audience` (its `jti` and expiry,
     /// never the token), or refused.
-    static func jwtIssue(at time: Date, actor: AuditActor, id: String, entryID: String? = nil, purpose: String, audience: [String],
+    static func jwtIssue(at time: Date, actor: AuditActor, id: String?, entryID: String? = nil, purpose: String, audience: [String],
                          outcome: AuditOutcome = .allowed, reason: String? = nil, claims: JWTSVIDClaims? = nil) -> AuditEvent {
         var details: [JSONMember] = [JSONMember("purpose", .string(purpose)), JSONMember("audience", .array(audience.map { .string($0) }))]
         if let entryID { details.append(JSONMember("entry_id", .string(entryID))) }
@@ -48,7 +49,7 @@ enum ServerAuditEvents {
             if let jti = claims.jwtID { details.append(JSONMember("jti", .string(jti))) }
             details.append(JSONMember("expires_at", .string(AuditEvent.timestamp(Date(timeIntervalSince1970: TimeInterval(claims.expiresAt))))))
         }
-        return AuditEvent(time: time, type: "svid.jwt.issue", actor: actor, target: AuditTarget(kind: "spiffe_id", id: id), action: "issue",
+        return AuditEvent(time: time, type: "svid.jwt.issue", actor: actor, target: target(id, entryID), action: "issue",
                           outcome: outcome, reason: reason, details: details)
     }
 
@@ -57,6 +58,12 @@ enum ServerAuditEvents {
     static func adminChange(at time: Date, _ type: String, actor: AuditActor, target: AuditTarget, details: [JSONMember] = []) -> AuditEvent {
         AuditEvent(time: time, type: type, actor: actor, target: target, action: String(type.split(separator: ".").last ?? ""),
                    outcome: .allowed, details: details)
+    }
+
+    /// The SPIFFE ID issued for; for a refusal (no ID was issued), the entry asked for.
+    private static func target(_ id: String?, _ entryID: String?) -> AuditTarget? {
+        if let id { return AuditTarget(kind: "spiffe_id", id: id) }
+        return entryID.map { AuditTarget(kind: "entry", id: $0) }
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {

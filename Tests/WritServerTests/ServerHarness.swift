@@ -14,12 +14,15 @@ final class ServerHarness: @unchecked Sendable {
     let process: Process
     let log: URL
     let arguments: [String]
+    /// Variables added to the server's environment (test hooks such as WRIT_TEST_AUDIT_FAULT_FILE).
+    let environment: [String: String]
     private var dropDatabase: (() async -> Void)?
 
     var dataDir: String { directory.file("data").path }
 
     /// Starts the server and waits for its `ready.json`.
-    static func start(backend: String = "sqlite", extraArguments: [String] = [], socketDirectoryMode: mode_t? = nil) async throws -> ServerHarness {
+    static func start(backend: String = "sqlite", extraArguments: [String] = [], socketDirectoryMode: mode_t? = nil,
+                      environment: [String: String] = [:]) async throws -> ServerHarness {
         let directory = try TemporaryDirectory(prefix: "writ-srv")
         let socketDir = directory.file("admin").path
         if let mode = socketDirectoryMode {
@@ -35,7 +38,7 @@ final class ServerHarness: @unchecked Sendable {
             arguments += ["--datastore", url]
             drop = dropper
         }
-        let harness = try ServerHarness(directory: directory, socket: socketDir + "/admin.sock", arguments: arguments)
+        let harness = try ServerHarness(directory: directory, socket: socketDir + "/admin.sock", arguments: arguments, environment: environment)
         harness.dropDatabase = drop
         do { try await harness.waitUntilReady() } catch {
             await harness.stop()
@@ -44,15 +47,17 @@ final class ServerHarness: @unchecked Sendable {
         return harness
     }
 
-    private init(directory: TemporaryDirectory, socket: String, arguments: [String]) throws {
+    private init(directory: TemporaryDirectory, socket: String, arguments: [String], environment: [String: String] = [:]) throws {
         self.directory = directory
         self.socket = socket
         self.arguments = arguments
+        self.environment = environment
         log = directory.file("server.log")
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         process = Process()
         process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("writ"))
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardError = handle
@@ -78,7 +83,7 @@ final class ServerHarness: @unchecked Sendable {
     /// the new harness owns the test database from then on.
     func restart() async throws -> ServerHarness {
         try? FileManager.default.removeItem(atPath: directory.file("data/ready.json").path)
-        let next = try ServerHarness(directory: directory, socket: socket, arguments: arguments)
+        let next = try ServerHarness(directory: directory, socket: socket, arguments: arguments, environment: environment)
         next.dropDatabase = dropDatabase
         dropDatabase = nil
         do { try await next.waitUntilReady() } catch {
@@ -96,6 +101,11 @@ final class ServerHarness: @unchecked Sendable {
     /// GET on the HTTP listener (health and metrics) with curl; returns (status, body).
     func httpGet(_ path: String) throws -> (Int, String) {
         try curlGet(ready["http_listen"] as? String ?? "", path)
+    }
+
+    /// The `--datastore` URL (PostgreSQL), or nil for the SQLite file in the data dir.
+    var datastoreURL: String? {
+        arguments.firstIndex(of: "--datastore").map { arguments[$0 + 1] }
     }
 
     var serverLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
