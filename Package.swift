@@ -449,7 +449,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Benchmarks/WritAuditBench"
+            path: "Benchmarks/WritAuditBench",
+            exclude: ["sqlite_peer.py"]
         ),
         // Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model.
         .executableTarget(

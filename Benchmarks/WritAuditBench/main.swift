@@ -1,10 +1,11 @@
 // writ-bench-audit: the audit log on real datastores. Usage:
-//   writ-bench-audit --dir DIR --out FILE [--postgres URL] [--events N] [--max-leaves N]
+//   writ-bench-audit --dir DIR --out FILE --peer sqlite_peer.py [--python PATH] [--postgres URL] [--events N] [--max-leaves N]
 // Measures, in one run:
 //   - committed appends per second through AuditLog's group commit (what SVID issuance waits
 //     for: each caller is answered once its batch committed), on SQLite and PostgreSQL, with
 //     the store's own limit beside it (the same events appended directly in 1,000-event
-//     batches, no group commit) and the SHA-256 leaf-hashing rate;
+//     batches, no group commit), SQLite's own limit (sqlite_peer.py: the same rows through the C
+//     API into the same tables and indexes, without hash rows) and the SHA-256 leaf-hashing rate;
 //   - bytes per event on disk, over N (100,000) realistic events (SVID issuance, JWTs,
 //     attestations, entry changes);
 //   - inclusion and consistency proof time and the datastore reads per proof at 10^4, 10^5,
@@ -29,12 +30,14 @@ struct Options {
     var postgres: String?
     var events = 100_000
     var maxLeaves: UInt64 = 10_000_000
+    var peer = ""
+    var python = "python3"
 
     init() {
         var args = CommandLine.arguments.dropFirst()
         while let flag = args.popFirst() {
             if flag == "--help" || flag == "-h" {
-                print("usage: writ-bench-audit --dir DIR --out FILE [--postgres URL] [--events N] [--max-leaves N]")
+                print("usage: writ-bench-audit --dir DIR --out FILE --peer sqlite_peer.py [--python PATH] [--postgres URL] [--events N] [--max-leaves N]")
                 exit(0)
             }
             let value = args.popFirst() ?? ""
@@ -44,13 +47,15 @@ struct Options {
             case "--postgres": postgres = value.isEmpty ? nil : value
             case "--events": events = Int(value) ?? events
             case "--max-leaves": maxLeaves = UInt64(value) ?? maxLeaves
+            case "--peer": peer = value
+            case "--python": python = value
             default:
                 FileHandle.standardError.write(Data("writ-bench-audit: unknown flag \(flag) (see --help)\n".utf8))
                 exit(64)
             }
         }
-        guard !dir.isEmpty, !out.isEmpty else {
-            FileHandle.standardError.write(Data("writ-bench-audit: --dir and --out are required (see --help)\n".utf8))
+        guard !dir.isEmpty, !out.isEmpty, !peer.isEmpty else {
+            FileHandle.standardError.write(Data("writ-bench-audit: --dir, --out and --peer are required (see --help)\n".utf8))
             exit(64)
         }
     }
@@ -267,6 +272,38 @@ func proofs(_ options: Options) async throws -> [[String: Double]] {
     })
 }
 
+/// SQLite's own limit on the same rows (sqlite_peer.py), in a database made by Writ's migrations.
+func sqlitePeer(_ options: Options, events: [AuditEvent]) async throws -> Double {
+    let path = (options.dir as NSString).appendingPathComponent("peer.sqlite3")
+    let rowsPath = (options.dir as NSString).appendingPathComponent("peer-rows.jsonl")
+    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    defer { for file in [path, path + "-wal", path + "-shm", rowsPath] { try? FileManager.default.removeItem(atPath: file) } }
+    let store = try await SQLDatastore(backend: try await SQLiteBackend.open(path: path, logger: logger))
+    await store.close()
+    var lines = ""
+    for (index, event) in events.enumerated() {
+        let record = try event.record()
+        let row: JSONValue = .array([.integer(Int64(index)), .string(String(decoding: record.body, as: UTF8.self)), .string(record.type), .string(record.actor),
+                                     .string(record.target), .integer(Int64((record.time.timeIntervalSince1970 * 1000).rounded(.down)))])
+        lines += try row.canonical() + "\n"
+    }
+    try lines.write(toFile: rowsPath, atomically: true, encoding: .utf8)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [options.python, options.peer, path, rowsPath]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let object = try JSONSerialization.jsonObject(with: output) as? [String: Any],
+          let rate = object["per_second"] as? Double else {
+        throw BenchError("sqlite_peer.py failed: \(String(decoding: output, as: UTF8.self))")
+    }
+    progress("SQLite's own limit (same rows, same tables and indexes, C API, no hash rows): \(Int(rate)) rows/s")
+    return rate
+}
+
 let options = Options()
 try FileManager.default.createDirectory(atPath: options.dir, withIntermediateDirectories: true)
 do {
@@ -277,6 +314,7 @@ do {
     var report: [String: Any] = ["events": options.events, "leaf_hash_per_second": hashingRate(bodies),
                                  "body_bytes_per_event": Double(bodies.reduce(0) { $0 + $1.count }) / Double(bodies.count)]
     report["sqlite"] = try await groupCommit("sqlite", options, events: events)
+    report["sqlite_peer_per_second"] = try await sqlitePeer(options, events: events)
     if options.postgres != nil { report["postgres"] = try await groupCommit("postgres", options, events: events) }
     report["proofs"] = try await proofs(options)
     let data = try JSONSerialization.data(withJSONObject: ["audit": report], options: [.prettyPrinted, .sortedKeys])

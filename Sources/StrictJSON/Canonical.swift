@@ -14,7 +14,10 @@ extension JSONValue {
     }
 
     /// The canonical form as UTF-8 bytes (what is hashed or signed).
-    public func canonicalBytes() throws(JSONError) -> [UInt8] { Array(try canonical().utf8) }
+    public func canonicalBytes() throws(JSONError) -> [UInt8] {
+        var text = try canonical()
+        return text.withUTF8 { Array($0) }
+    }
 
     /// The largest integer a JSON number carries exactly through a double.
     public static let maximumSafeInteger: Int64 = (1 << 53) - 1
@@ -38,7 +41,13 @@ extension JSONValue {
             }
             out += "]"
         case .object(let members):
-            let sorted = members.map { (key: Array($0.key.utf16), member: $0) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            // UTF-16 code unit order; for ASCII names (the common case) that is their byte order.
+            let sorted: [(key: [UInt16], member: JSONMember)]
+            if members.allSatisfy({ $0.key.utf8.allSatisfy { $0 < 0x80 } }) {
+                sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { (key: Array($0.key.utf16), member: $0) }
+            } else {
+                sorted = members.map { (key: Array($0.key.utf16), member: $0) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            }
             out += "{"
             for (index, entry) in sorted.enumerated() {
                 if index > 0 {

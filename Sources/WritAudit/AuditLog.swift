@@ -40,6 +40,7 @@ public actor AuditLog {
         public var largestBatch = 0
         public var failedBatches = 0
         public var checkpoints = 0
+        public init() {}
     }
 
     public private(set) var statistics = Statistics()

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import WritAudit
 import WritCA
 import WritModel
 import WritStore
@@ -14,6 +15,7 @@ struct OperationsRoutes: Sendable {
     let metrics: ServerMetrics
     let ca: CertificateAuthority
     let cache: RegistryCache
+    let audit: AuditLog
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("healthz") { _, _ in
@@ -51,6 +53,7 @@ struct OperationsRoutes: Sendable {
         }
         router.get("metrics") { _, _ in
             if let count = try? await store.countEntries(EntryFilter()) { metrics.entries.set(to: Double(count)) }
+            metrics.audit(await audit.statistics, size: try? await store.auditSize())
             let text = metrics.registry.emitToBuffer()
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }

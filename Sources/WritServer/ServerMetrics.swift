@@ -3,6 +3,8 @@ import Hummingbird
 import MerkleLog
 import Prometheus
 import SPIFFEIdentity
+import Synchronization
+import WritAudit
 import WritModel
 import WritStore
 
@@ -11,10 +13,42 @@ public final class ServerMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     let entries: Gauge
     let joinTokens: Counter
+    let auditSize: Gauge
+    let auditLargestBatch: Gauge
+    let auditEvents: Counter
+    let auditBatches: Counter
+    let auditFailedBatches: Counter
+    let auditCheckpoints: Counter
+    /// The audit log's statistics at the last scrape (counters advance by the difference).
+    private let auditSeen = Mutex(AuditLog.Statistics())
 
     public init() {
         entries = registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "entries", unitName: "", helpText: "Registration entries in the datastore (counted at scrape)."))
         joinTokens = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "join_tokens_generated", unitName: "total", helpText: "Join tokens generated."))
+        auditSize = registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "audit_log_size", unitName: "", helpText: "Events in the audit log (read at scrape)."))
+        auditLargestBatch = registry.makeGauge(descriptor: .init(namespace: "writ", metricName: "audit_largest_batch", unitName: "",
+                                                                 helpText: "The largest group-commit batch of audit events since start."))
+        auditEvents = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "audit_group_commit_events", unitName: "total",
+                                                             helpText: "Audit events committed through group commit (SVID issuance; others commit inside their own write)."))
+        auditBatches = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "audit_batches", unitName: "total", helpText: "Group-commit batches of audit events stored."))
+        auditFailedBatches = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "audit_failed_batches", unitName: "total",
+                                                                    helpText: "Group-commit batches that could not be stored (their operations failed)."))
+        auditCheckpoints = registry.makeCounter(descriptor: .init(namespace: "writ", metricName: "audit_checkpoints_signed", unitName: "total",
+                                                                  helpText: "Audit checkpoints signed and stored by this server."))
+    }
+
+    /// Brings the audit metrics up to `statistics` (and the log's size, when it could be read).
+    func audit(_ statistics: AuditLog.Statistics, size: UInt64?) {
+        let before = auditSeen.withLock { seen in
+            defer { seen = statistics }
+            return seen
+        }
+        auditEvents.increment(by: Int64(max(0, statistics.events - before.events)))
+        auditBatches.increment(by: Int64(max(0, statistics.batches - before.batches)))
+        auditFailedBatches.increment(by: Int64(max(0, statistics.failedBatches - before.failedBatches)))
+        auditCheckpoints.increment(by: Int64(max(0, statistics.checkpoints - before.checkpoints)))
+        auditLargestBatch.set(to: Double(statistics.largestBatch))
+        if let size { auditSize.set(to: Double(size)) }
     }
 
     /// Counts an admin request by route and status.

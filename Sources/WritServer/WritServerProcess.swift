@@ -87,7 +87,7 @@ public enum WritServerProcess {
                     logger: logger))
             }
             let operations = Router()
-            OperationsRoutes(store: store, metrics: metrics, ca: identity.ca, cache: cache).register(on: operations)
+            OperationsRoutes(store: store, metrics: metrics, ca: identity.ca, cache: cache, audit: audit).register(on: operations)
             let http = Application(
                 router: operations,
                 configuration: .init(address: .hostname(options.httpListen.host, port: options.httpListen.port), serverName: "writ"),

@@ -88,4 +88,14 @@ import WritTestSupport
             #expect(formatter.date(from: ours).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } == ms, "\(ms) → \(ours)")
         }
     }
+
+    /// The event type rule, `[a-z][a-z0-9_]*(\.[a-z0-9_]+)*`, checked by hand on the hot path.
+    @Test(arguments: [("svid.x509.issue", true), ("node.attest", true), ("a", true), ("a_b.c9", true), ("authority.x509.activate", true),
+                      ("", false), ("9svid", false), ("_a", false), ("svid.", false), (".svid", false), ("svid..x", false), ("Svid.issue", false),
+                      ("svid.x509-issue", false), ("svid.é", false), ("svid issue", false)])
+    func eventTypesAreDottedLowercaseWords(_ type: String, _ valid: Bool) {
+        let event = AuditEvent(time: Date(timeIntervalSince1970: 0), type: type, actor: .unix(uid: 0, gid: nil, pid: nil), action: "x", outcome: .allowed)
+        let accepted = (try? event.json()) != nil
+        #expect(accepted == valid, "`\(type)`")
+    }
 }

@@ -138,6 +138,12 @@ import X509
         let refused = try server.writ(["audit", "verify", "--log-key", wrongKey])
         #expect(refused.status == 2 && refused.stderr.contains("does not verify"), "\(refused.summary)")
 
+        // Prometheus: the log's size and the group-commit counters.
+        let (metricsStatus, metricsText) = try server.httpGet("/metrics")
+        #expect(metricsStatus == 200 && metricsText.contains("writ_audit_log_size \(total)"), "\(metricsText.split(separator: "\n").filter { $0.contains("audit") })")
+        let committed = metricsText.split(separator: "\n").first { $0.hasPrefix("writ_audit_group_commit_events_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        #expect((committed ?? 0) >= 3, "node.attest (refused), svid.x509.issue and svid.jwt.issue went through group commit: \(String(describing: committed))")
+
         // Offline, from an export and a saved checkpoint.
         let note = signed["note"] as? String ?? ""
         try note.write(to: directory.file("cp.txt"), atomically: true, encoding: .utf8)
