@@ -12,18 +12,22 @@ struct AuditCommand: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Read, prove and verify the tamper-evident audit log (an RFC 6962 Merkle tree with signed checkpoints).",
         discussion: """
-            Every attestation, SVID issued, entry, token, agent, bundle and authority change is an event in
-            one append-only log per trust domain. Events are JSON (docs/audit-event.v1.schema.json); each
-            leaf of the tree is an event's RFC 8785 canonical form. The server signs a checkpoint (C2SP
-            signed note: origin, size, root) after changes, at most once a second, with its own log key.
+            Every attestation, SVID issued, entry, token, agent, bundle and authority
+            change is an event in one append-only log per trust domain. Events are
+            JSON (docs/audit-event.v1.schema.json); each leaf of the tree is an
+            event's RFC 8785 canonical form. The server signs a checkpoint (a C2SP
+            signed note: origin, size, root) after changes, at most once a second,
+            with its own log key.
 
-              writ audit tail --follow --from 0          ship every event, resumable by index
+              writ audit tail --follow --from 0           ship every event
               writ audit search --type 'svid.*' --since 1h
-              writ audit checkpoint > cp-$(date +%F).txt  keep a checkpoint somewhere else
+              writ audit checkpoint > cp-$(date +%F).txt   keep one elsewhere
               writ audit verify --log-key KEY --checkpoint-file cp-2026-12-01.txt
-              writ audit export --from 0 > log.jsonl && writ audit verify --export log.jsonl --checkpoint cp.txt --log-key KEY
+              writ audit export --from 0 --out log.jsonl
+              writ audit verify --export log.jsonl --checkpoint cp.txt --log-key KEY
 
-            docs/audit-log.md explains the format, witnessing from cron and archiving.
+            docs/audit-log.md explains the format, witnessing from cron and
+            archiving.
             """,
         subcommands: [Tail.self, Search.self, Checkpoint.self, Proof.self, Export.self, Verify.self, Keys.self])
 
@@ -33,14 +37,16 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print events as JSON Lines ({\"index\": i, \"event\": {…}}), and with --follow keep printing new ones.",
             discussion: """
-                Without --from the last 10 events are printed. Every line carries its index, so a shipper that
-                stopped after index N resumes without a gap or a repeat with --from N+1:
-                  writ audit tail --follow --from "$(( $(tail -1 shipped.jsonl | jq .index) + 1 ))" >> shipped.jsonl
+                Without --from the last 10 events are printed. Every line carries its
+                index, so a shipper that stopped after index N resumes with --from N+1,
+                without a gap or a repeat:
+                  next=$(( $(tail -1 shipped.jsonl | jq .index) + 1 ))
+                  writ audit tail --follow --from "$next" >> shipped.jsonl
                 """)
         @OptionGroup var connection: AdminOptions
         @Option(help: ArgumentHelp("Start at this index (default: the last 10 events).", valueName: "N")) var from: UInt64?
         @Flag(help: "Keep running and print events as they are appended.") var follow = false
-        @Option(help: ArgumentHelp("How often --follow looks for new events (a duration such as 1s or 250ms… in whole seconds: 1s).", valueName: "duration"))
+        @Option(help: ArgumentHelp("How often --follow looks for new events (whole seconds: 1s, 5s).", valueName: "duration"))
         var interval: String = "1s"
 
         func run() async throws {
@@ -72,12 +78,15 @@ struct AuditCommand: AsyncParsableCommand {
             abstract: "Find events by type, actor, target and time; JSON Lines with their index.",
             discussion: """
                 Every filter given must match; results come in index order.
-                  writ audit search --type svid.x509.issue --actor spiffe://example.org/writ/agent/join_token/1a2b
+                  writ audit search --type svid.x509.issue \\
+                      --actor spiffe://example.org/writ/agent/join_token/1a2b
                   writ audit search --type 'node.*' --since 24h
-                  writ audit search --actor unix:uid:1000 --since 2026-12-01T00:00:00Z --until 2026-12-02T00:00:00Z
+                  writ audit search --actor unix:uid:1000 \\
+                      --since 2026-12-01T00:00:00Z --until 2026-12-02T00:00:00Z
                   writ audit search --target entry:0f5c…
-                Actors are `spiffe://…`, `unix:uid:<n>` or `node:<attestor>:<id>`; targets `<kind>:<id>`
-                (entry, spiffe_id, agent, join_token, trust_domain, authority).
+                Actors are spiffe://…, unix:uid:<n> or node:<attestor>:<id>; targets
+                are <kind>:<id> (entry, spiffe_id, agent, join_token, trust_domain,
+                authority).
                 """)
         @OptionGroup var connection: AdminOptions
         @Option(help: ArgumentHelp("An event type, or a prefix ending in * (svid.*).", valueName: "type")) var type: String?
@@ -119,8 +128,9 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the latest signed checkpoint (C2SP signed note: origin, size, root, signatures).",
             discussion: """
-                Save it somewhere the server cannot write; `writ audit verify --checkpoint-file` later proves the
-                log still extends it (docs/audit-log.md: witnessing from cron).
+                Save it somewhere the server cannot write; `writ audit verify
+                --checkpoint-file` later proves the log still extends it
+                (docs/audit-log.md: witnessing from cron).
                 """)
         @OptionGroup var connection: AdminOptions
 
@@ -182,7 +192,8 @@ struct AuditCommand: AsyncParsableCommand {
                 An export from index 0 and a checkpoint verify offline, with no server:
                   writ audit export --from 0 --out log.jsonl
                   writ audit checkpoint > cp.txt
-                  writ audit verify --export log.jsonl --checkpoint cp.txt --log-key "$(cat log-key.pub)"
+                  writ audit verify --export log.jsonl --checkpoint cp.txt \\
+                      --log-key "$(cat log-key.pub)"
                 Progress goes to stderr every 100,000 events.
                 """)
         @OptionGroup var connection: AdminOptions
@@ -221,19 +232,25 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Recompute the log from its event bodies and hold it to signed checkpoints; names the first bad index.",
             discussion: """
-                Against the running server (through the admin socket): every event is re-hashed from its body
-                and compared with the leaf hash the datastore keeps, and the recomputed tree must reproduce the
-                root of every stored checkpoint and of every --checkpoint-file saved earlier elsewhere — which
-                catches a rewritten history even when every checkpoint in the database was rewritten too.
-                  writ audit verify --log-key "example.org/writ/audit+1a2b3c4d+AbC…" --checkpoint-file cp-2026-12-01.txt
+                Against the running server (through the admin socket): every event is
+                re-hashed from its body and compared with the leaf hash the datastore
+                keeps, and the recomputed tree must reproduce the root of every stored
+                checkpoint and of every --checkpoint-file saved earlier elsewhere, which
+                catches a rewritten history even when every checkpoint in the database
+                was rewritten too:
+                  writ audit verify --log-key "example.org/writ/audit+1a2b3c4d+AbC…" \\
+                      --checkpoint-file cp-2026-12-01.txt
 
                 Offline, from an export that starts at index 0:
-                  writ audit verify --export log.jsonl --checkpoint cp-a.txt --checkpoint cp-b.txt --log-key key.pub
+                  writ audit verify --export log.jsonl --checkpoint cp-a.txt \\
+                      --checkpoint cp-b.txt --log-key key.pub
 
-                Checkpoint signatures are checked with --log-key (a verifier key `name+id+base64`, or a file of
-                them, one per line; also WRIT_AUDIT_LOG_KEY). Without one, online verification uses the keys the
-                server lists (`writ audit keys`) and says so: a key you keep elsewhere is what makes the check
-                independent of the server. Exit 0 when the log verifies, 2 when it does not.
+                Checkpoint signatures are checked with --log-key (a verifier key
+                name+id+base64, or a file of them, one per line; also
+                WRIT_AUDIT_LOG_KEY). Without one, online verification uses the keys the
+                server lists (writ audit keys) and says so: a key kept elsewhere is what
+                makes the check independent of the server. Exit 0 when the log
+                verifies, 2 when it does not.
                 """)
         @OptionGroup var connection: AdminOptions
         @Option(name: .customLong("log-key"), help: ArgumentHelp("A log verifier key, or a file of them (repeatable; env WRIT_AUDIT_LOG_KEY).", valueName: "key|file"))
