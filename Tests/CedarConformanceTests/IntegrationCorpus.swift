@@ -28,15 +28,22 @@ enum IntegrationCorpus {
         return root
     }
 
+    /// Serializes unpacking: the suites that read the corpus run concurrently in one process,
+    /// and on a fresh clone the first two would otherwise unpack into the same staging folder
+    /// and move it away from each other.
+    private static let unpacking = NSLock()
+
     /// The folder holding `corpus-tests/`, unpacked from the tarball when it is new or changed.
     static func unpackedCorpus() throws -> URL {
+        unpacking.lock()
+        defer { unpacking.unlock() }
         let tarball = try dataRoot().appendingPathComponent("corpus-tests.tar.gz")
         let attributes = try FileManager.default.attributesOfItem(atPath: tarball.path)
         let stamp = "\(attributes[.size] ?? 0) \((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
         let target = repositoryRoot.appendingPathComponent(".build/cedar-corpus")
         let stampFile = target.appendingPathComponent("stamp")
         if (try? String(contentsOf: stampFile, encoding: .utf8)) == stamp { return target }
-        let staging = repositoryRoot.appendingPathComponent(".build/cedar-corpus.staging-\(getpid())")
+        let staging = repositoryRoot.appendingPathComponent(".build/cedar-corpus.staging-\(getpid())-\(UUID().uuidString)")
         try? FileManager.default.removeItem(at: staging)
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         let tar = Process()
