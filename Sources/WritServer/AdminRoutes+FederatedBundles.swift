@@ -36,9 +36,9 @@ extension AdminRoutes {
                 let parameters = try await strictBody(request, AdminAPI.SetFederatedBundleRequest.self, fields: ["format", "data"])
                 let document = try Self.normalisedBundle(parameters, trustDomain: domain)
                 let time = now()
-                let stored = try await store.setFederatedBundle(FederatedBundleRecord(trustDomain: domain, document: document), at: time,
-                                                                audit: [try change(context, at: time, "bundle.set", AuditTarget(kind: "trust_domain", id: domain.name),
-                                                                                   details: [JSONMember("document_sha256", .string(AuditEvent.digest(document)))])])
+                let event = try change(context, at: time, "bundle.set", AuditTarget(kind: "trust_domain", id: domain.name),
+                                       details: [JSONMember("document_sha256", .string(AuditEvent.digest(document)))])
+                let stored = try await store.setFederatedBundle(FederatedBundleRecord(trustDomain: domain, document: document), at: time, audit: [event])
                 await audit.committedElsewhere()
                 context.logger.notice("federated bundle set", metadata: ["actor": "\(context.caller!)", "trust_domain": "\(domain)",
                                                                          "revision": "\(stored.revision)"])
@@ -56,9 +56,9 @@ extension AdminRoutes {
                 let time = now()
                 // The entries the mode changes are named only in the response and the change
                 // feed: their number can be large, and each is an entry of this trust domain.
-                let deleted = try await store.deleteFederatedBundle(domain, mode: mode, at: time,
-                                                                    audit: [try change(context, at: time, "bundle.delete", AuditTarget(kind: "trust_domain", id: domain.name),
-                                                                                       details: [JSONMember("mode", .string(mode.rawValue))])])
+                let event = try change(context, at: time, "bundle.delete", AuditTarget(kind: "trust_domain", id: domain.name),
+                                       details: [JSONMember("mode", .string(mode.rawValue))])
+                let deleted = try await store.deleteFederatedBundle(domain, mode: mode, at: time, audit: [event])
                 await audit.committedElsewhere()
                 context.logger.notice("federated bundle deleted", metadata: ["actor": "\(context.caller!)", "trust_domain": "\(domain)",
                                                                              "mode": "\(mode.rawValue)", "affected_entries": "\(deleted.affectedEntryIDs.count)"])

@@ -111,7 +111,8 @@ public struct AdminRoutes: Sendable {
             try await guarded(context) {
                 let id = try Self.agentID(try await stringMember(request, key: "id"))
                 let time = now()
-                let agent = try await store.evictAgent(id: id, at: time, audit: [try change(context, at: time, "agent.evict", AuditTarget(kind: "agent", id: id.uri))])
+                let event = try change(context, at: time, "agent.evict", AuditTarget(kind: "agent", id: id.uri))
+                let agent = try await store.evictAgent(id: id, at: time, audit: [event])
                 await audit.committedElsewhere()
                 context.logger.notice("agent evicted", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
                 return Self.json(.ok, agent)
@@ -121,7 +122,8 @@ public struct AdminRoutes: Sendable {
             try await guarded(context) {
                 let id = try Self.agentID(try await stringMember(request, key: "id"))
                 let time = now()
-                let agent = try await store.banAgent(id: id, at: time, audit: [try change(context, at: time, "agent.ban", AuditTarget(kind: "agent", id: id.uri))])
+                let event = try change(context, at: time, "agent.ban", AuditTarget(kind: "agent", id: id.uri))
+                let agent = try await store.banAgent(id: id, at: time, audit: [event])
                 await audit.committedElsewhere()
                 context.logger.notice("agent banned", metadata: ["actor": "\(context.caller!)", "agent_id": "\(id)"])
                 return Self.json(.ok, agent)
@@ -204,7 +206,8 @@ public struct AdminRoutes: Sendable {
         return try await eachEntry(entries) { entry in
             try rules.check(entry)
             let time = now()
-            let stored = try await store.createEntry(entry, at: time, audit: [try entryEvent("entry.create", "create", entry, at: time, context)])
+            let event = try entryEvent("entry.create", "create", entry, at: time, context)
+            let stored = try await store.createEntry(entry, at: time, audit: [event])
             await audit.committedElsewhere()
             context.logger.info("entry created", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "spiffe_id": "\(stored.spiffeID)"])
             return stored
@@ -235,7 +238,8 @@ public struct AdminRoutes: Sendable {
             }
             try rules.check(entry)
             let time = now()
-            let stored = try await store.updateEntry(entry, at: time, audit: [try entryEvent("entry.update", "update", entry, at: time, context)])
+            let event = try entryEvent("entry.update", "update", entry, at: time, context)
+            let stored = try await store.updateEntry(entry, at: time, audit: [event])
             await audit.committedElsewhere()
             context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
             return stored
@@ -272,8 +276,8 @@ public struct AdminRoutes: Sendable {
             do {
                 try EntryRules.checkID(item.id)
                 let time = now()
-                let deleted = try await store.deleteEntry(id: item.id, revision: item.revision, at: time,
-                                                          audit: [try entryEvent("entry.delete", "delete", id: item.id, at: time, context)])
+                let event = try entryEvent("entry.delete", "delete", id: item.id, at: time, context)
+                let deleted = try await store.deleteEntry(id: item.id, revision: item.revision, at: time, audit: [event])
                 await audit.committedElsewhere()
                 context.logger.info("entry deleted", metadata: ["actor": "\(context.caller!)", "entry_id": "\(item.id)"])
                 results.append(AdminAPI.EntryResult(entry: deleted))
@@ -297,8 +301,16 @@ public struct AdminRoutes: Sendable {
             throw AdminAPI.ErrorBody(code: "invalid_argument", message: "an update needs the `revision` it was read at", field: "revision")
         }
         try rules.check(entry)
+        return try await storeUpdate(entry, context)
+    }
+
+    /// Stores a checked update with its event. (A function of its own: Swift 6.3.1 crashes in
+    /// release builds — LLVM coroutine splitting, `emitSetAndGetSwiftErrorValueAround` — when
+    /// this sequence of throwing calls sits in `update(_:_:)` itself.)
+    private func storeUpdate(_ entry: RegistrationEntry, _ context: AdminContext) async throws -> Response {
         let time = now()
-        let stored = try await store.updateEntry(entry, at: time, audit: [try entryEvent("entry.update", "update", entry, at: time, context)])
+        let event = try entryEvent("entry.update", "update", entry, at: time, context)
+        let stored = try await store.updateEntry(entry, at: time, audit: [event])
         await audit.committedElsewhere()
         context.logger.info("entry updated", metadata: ["actor": "\(context.caller!)", "entry_id": "\(stored.id)", "revision": "\(stored.revision)"])
         return Self.json(.ok, stored)
@@ -315,7 +327,8 @@ public struct AdminRoutes: Sendable {
             revision = value
         }
         let time = now()
-        let deleted = try await store.deleteEntry(id: id, revision: revision, at: time, audit: [try entryEvent("entry.delete", "delete", id: id, at: time, context)])
+        let event = try entryEvent("entry.delete", "delete", id: id, at: time, context)
+        let deleted = try await store.deleteEntry(id: id, revision: revision, at: time, audit: [event])
         await audit.committedElsewhere()
         context.logger.info("entry deleted", metadata: ["actor": "\(context.caller!)", "entry_id": "\(id)"])
         return Self.json(.ok, deleted)
@@ -406,9 +419,11 @@ public struct AdminRoutes: Sendable {
         let expiresAt = time.addingTimeInterval(TimeInterval(ttl))
         let agentDetails = [JSONMember("agent_id", .string("spiffe://\(rules.trustDomain.name)/writ/agent/join_token/\(token.id)")),
                             JSONMember("expires_at", .string(AuditEvent.timestamp(expiresAt)))] + (alias.map { [JSONMember("node_alias", .string($0.spiffeID.uri))] } ?? [])
+        let tokenEvent = try change(context, at: time, "token.generate", AuditTarget(kind: "join_token", id: token.id), details: agentDetails)
+        let aliasEvent = try alias.map { try entryEvent("entry.create", "create", $0, at: time, context) }
         try await store.createJoinToken(JoinTokenRecord(id: token.id, tokenHash: token.hash, spiffeID: alias?.spiffeID, expiresAt: expiresAt), at: time,
-                                        audit: [try change(context, at: time, "token.generate", AuditTarget(kind: "join_token", id: token.id), details: agentDetails)])
-        if let alias { _ = try await store.createEntry(alias, at: time, audit: [try entryEvent("entry.create", "create", alias, at: time, context)]) }
+                                        audit: [tokenEvent])
+        if let alias, let aliasEvent { _ = try await store.createEntry(alias, at: time, audit: [aliasEvent]) }
         await audit.committedElsewhere()
         let agentID = "spiffe://\(rules.trustDomain.name)/writ/agent/join_token/\(token.id)"
         metrics.joinTokens.increment()
