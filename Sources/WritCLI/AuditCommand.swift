@@ -59,10 +59,12 @@ struct AuditCommand: AsyncParsableCommand {
                     next = size > 10 ? size - 10 : 0
                 }
                 while true {
+                    // A page is an index range: advance by the range, not by the events found
+                    // in it (a missing index is not a reason to read the next one twice).
                     let page = try await AuditReader(client: client).page(from: next, limit: 1000)
                     for item in page.events { try printEventLine(item) }
-                    next += UInt64(page.events.count)
-                    if page.events.isEmpty || next >= page.size {
+                    next = max(next, min(next + 1000, page.size))
+                    if next >= page.size {
                         guard follow else { return }
                         try await Task.sleep(for: .seconds(max(1, pause)))
                     }
@@ -211,10 +213,10 @@ struct AuditCommand: AsyncParsableCommand {
                 var next = from
                 var reported = from
                 while next < end {
-                    let page = try await reader.page(from: next, limit: Int(min(1000, end - next)))
-                    guard !page.events.isEmpty else { break }
+                    let want = min(1000, end - next)
+                    let page = try await reader.page(from: next, limit: Int(want))
                     for item in page.events { try sink.write(try eventLine(item)) }
-                    next += UInt64(page.events.count)
+                    next += want
                     if next - reported >= 100_000 {
                         reported = next
                         var stderr = StandardError()
@@ -270,7 +272,7 @@ struct AuditCommand: AsyncParsableCommand {
                     keys = try verifierKeys(env, from: "WRIT_AUDIT_LOG_KEY")
                 }
                 let saved = checkpointFiles + checkpoints
-                var keySource = "the log key you gave"
+                var trustedServerKeys = false
                 let outcome: AuditVerifier
                 if let export {
                     guard !keys.isEmpty else {
@@ -284,7 +286,7 @@ struct AuditCommand: AsyncParsableCommand {
                         let data = try await client.send(.GET, "/v1/audit/keys")
                         let listed = try AdminAPI.decoder().decode(AdminAPI.AuditLogKeyList.self, from: data).keys
                         keys = try listed.map { try NoteVerifier(encoded: $0.verifierKey) }
-                        keySource = "the server's own log keys"
+                        trustedServerKeys = true
                         print("warning: no --log-key given: trusting the \(keys.count) log key(s) the server itself lists; pass --log-key (or WRIT_AUDIT_LOG_KEY) with a key kept elsewhere for a check that does not rely on the server",
                               to: &stderr)
                     }
@@ -293,7 +295,7 @@ struct AuditCommand: AsyncParsableCommand {
                                                                from: try await client.send(.GET, "/v1/audit/checkpoints", query: [("limit", "10000")]))
                     for checkpoint in stored.checkpoints {
                         do { held.append(try MerkleLog.Checkpoint.open(checkpoint.note, verifiers: keys).checkpoint) } catch {
-                            throw verificationFailed("the stored checkpoint of size \(checkpoint.size) does not verify with \(keySource): \(error)")
+                            throw verificationFailed("the stored checkpoint of size \(checkpoint.size) does not verify with \(Self.keySource(trustedServerKeys)): \(error)")
                         }
                     }
                     outcome = try await verifyLive(AuditReader(client: client), checkpoints: held)
@@ -301,13 +303,17 @@ struct AuditCommand: AsyncParsableCommand {
                 let largest = outcome.verifiedCheckpoints.max { $0.size < $1.size }
                 if connection.output == .json {
                     try printJSON(VerifyReport(verified: true, size: outcome.size, root: outcome.root.base64, checkpoints: outcome.verifiedCheckpoints.count,
-                                               largestCheckpoint: largest?.size, trustedServerKeys: keySource != "the log key you gave"))
+                                               largestCheckpoint: largest?.size, trustedServerKeys: trustedServerKeys))
                 } else {
                     print("audit log verified: \(outcome.size) events recomputed from their bodies; root \(outcome.root.base64)")
                     print("checkpoints held: \(outcome.verifiedCheckpoints.count)" + (largest.map { " (largest: \($0.size) events)" } ?? "")
-                          + ", signatures checked with \(keySource)")
+                          + ", signatures checked with \(Self.keySource(trustedServerKeys))")
                 }
             }
+        }
+
+        static func keySource(_ trustedServerKeys: Bool) -> String {
+            trustedServerKeys ? "the server's own log keys" : "the log key you gave"
         }
 
         struct VerifyReport: Encodable {

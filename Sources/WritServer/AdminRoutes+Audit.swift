@@ -19,8 +19,9 @@ extension AdminRoutes {
                 let size = try await store.auditSize()
                 let from = try query.index("from") ?? 0
                 let limit = try query.limit(default: 1000, maximum: Self.maximumAuditPage)
-                let to = min(try query.index("to") ?? size, size, from &+ UInt64(limit))
-                guard from <= (try query.index("to") ?? from) else {
+                let asked = try query.index("to")
+                let to = min(asked ?? size, size, from &+ UInt64(limit))
+                guard from <= (asked ?? from) else {
                     throw AdminAPI.ErrorBody(code: "invalid_argument", message: "`from` (\(from)) is after `to`", field: "from")
                 }
                 return Self.json(.ok, try await eventPage(from < to ? from..<to : from..<from, size: size))

@@ -79,9 +79,10 @@ struct AgentService: Writ_Agent_V1_AgentAPI.SimpleServiceProtocol {
                 guard let secret = String(bytes: params.payload, encoding: .utf8), !secret.isEmpty else {
                     throw RPCError(code: .invalidArgument, message: "a join_token attestation carries the token as UTF-8 `params.payload`")
                 }
-                claimed = "sha256:" + JoinTokenSecret.hash(of: secret)
+                let presented = JoinTokenSecret.hash(of: secret)
+                claimed = "sha256:" + presented
                 let token: JoinTokenRecord
-                do { token = try await store.consumeJoinToken(hash: JoinTokenSecret.hash(of: secret), at: Date()) } catch {
+                do { token = try await store.consumeJoinToken(hash: presented, at: Date()) } catch {
                     if error.code == .tokenRejected { throw RPCError(code: .permissionDenied, message: error.message) }
                     throw Self.unavailable(error)
                 }

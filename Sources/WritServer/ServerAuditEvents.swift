@@ -32,7 +32,7 @@ enum ServerAuditEvents {
         var details: [JSONMember] = [JSONMember("purpose", .string(purpose))]
         if let entryID { details.append(JSONMember("entry_id", .string(entryID))) }
         if let leaf {
-            details.append(JSONMember("serial", .string(hex(leaf.serialNumber.bytes))))
+            details.append(JSONMember("serial", .string(AgentListenerFactory.hex(leaf.serialNumber.bytes))))
             details.append(JSONMember("not_after", .string(AuditEvent.timestamp(leaf.notValidAfter))))
         }
         return AuditEvent(time: time, type: "svid.x509.issue", actor: actor, target: target(id, entryID), action: "issue",
@@ -64,9 +64,5 @@ enum ServerAuditEvents {
     private static func target(_ id: String?, _ entryID: String?) -> AuditTarget? {
         if let id { return AuditTarget(kind: "spiffe_id", id: id) }
         return entryID.map { AuditTarget(kind: "entry", id: $0) }
-    }
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
