@@ -10,33 +10,41 @@ import WritStore
 
 /// The SQLite backend: one file, WAL journal, `synchronous=FULL` (a commit is on disk before it
 /// is acknowledged), foreign keys on, one connection whose transactions run one at a time.
+/// Write transactions also take a fair writer lock shared with every other process using the
+/// file (``SQLiteWriterLock``), so two writers on one file take turns rather than one starving.
 public final class SQLiteBackend: SQLStoreBackend {
     public let kind = StoreBackendKind.sqlite
     /// The database file.
     public let path: String
     private let connection: SQLiteConnection
+    private let writerLock: SQLiteWriterLock
     private let mutex = AsyncMutex()
 
-    private init(path: String, connection: SQLiteConnection) {
+    private init(path: String, connection: SQLiteConnection, writerLock: SQLiteWriterLock) {
         self.path = path
         self.connection = connection
+        self.writerLock = writerLock
     }
 
-    /// Opens (creating if needed, mode 0600) the database file at `path`.
-    public static func open(path: String, logger: Logger = Logger(label: "writ.store.sqlite")) async throws(StoreError) -> SQLiteBackend {
+    /// Opens (creating if needed, mode 0600) the database file at `path`, with its writer lock
+    /// `<path>-writer.lock` beside it. A write waits at most `busyTimeout` for another writer
+    /// (on the writer lock, then on SQLite's own lock) before failing as unavailable.
+    public static func open(path: String, busyTimeout: Duration = .seconds(10),
+                            logger: Logger = Logger(label: "writ.store.sqlite")) async throws(StoreError) -> SQLiteBackend {
         let directory = (path as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw StoreError(.unavailable, "cannot open the SQLite datastore `\(path)`: its directory does not exist")
         }
         let existed = FileManager.default.fileExists(atPath: path)
+        let writerLock = try SQLiteWriterLock(databasePath: path, timeout: busyTimeout)
         let connection: SQLiteConnection
         do {
             connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
         } catch {
             throw StoreError(.unavailable, "cannot open the SQLite datastore `\(path)`", cause: error)
         }
-        let backend = SQLiteBackend(path: path, connection: connection)
+        let backend = SQLiteBackend(path: path, connection: connection, writerLock: writerLock)
         do {
             let db = connection.sql()
             let mode = try await db.raw("PRAGMA journal_mode = WAL").first()?.decode(column: "journal_mode", as: String.self)
@@ -45,7 +53,8 @@ public final class SQLiteBackend: SQLStoreBackend {
             }
             try await db.raw("PRAGMA synchronous = FULL").run()
             try await db.raw("PRAGMA foreign_keys = ON").run()
-            try await db.raw("PRAGMA busy_timeout = 10000").run()
+            let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
+            try await db.raw("PRAGMA busy_timeout = \(unsafeRaw: String(max(0, min(milliseconds, Int64(Int32.max)))))").run()
             if !existed { _ = chmod(path, 0o600) }
         } catch let error as StoreError {
             await backend.close()
@@ -58,16 +67,16 @@ public final class SQLiteBackend: SQLStoreBackend {
     }
 
     public func write<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
-        try await transaction(begin: "BEGIN IMMEDIATE", body)
+        try await mutex.withLock {
+            let held = try await writerLock.acquire()
+            defer { held.release() }
+            return try await connection.sql().runTransaction(begin: "BEGIN IMMEDIATE", body)
+        }
     }
 
     public func read<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
-        try await transaction(begin: "BEGIN DEFERRED", body)
-    }
-
-    private func transaction<T: Sendable>(begin: SQLQueryString, _ body: (any SQLDatabase) async throws -> T) async throws -> T {
         try await mutex.withLock {
-            try await connection.sql().runTransaction(begin: begin, body)
+            try await connection.sql().runTransaction(begin: "BEGIN DEFERRED", body)
         }
     }
 
