@@ -139,7 +139,14 @@ public struct AdminRoutes: Sendable {
                     }
                     before = parsed
                 }
-                let purged = try await store.purgeAgents(expiredBefore: before, at: now())
+                let time = now(), actor = try actor(context), cutoff = AuditEvent.timestamp(before)
+                let purged = try await store.purgeAgents(expiredBefore: before, at: time) { ids in
+                    try ids.map { id in
+                        try ServerAuditEvents.adminChange(at: time, "agent.purge", actor: actor, target: AuditTarget(kind: "agent", id: id),
+                                                          details: [JSONMember("expired_before", .string(cutoff))]).record()
+                    }
+                }
+                await audit.committedElsewhere()
                 context.logger.notice("agents purged", metadata: ["actor": "\(context.caller!)", "count": "\(purged.count)", "expired_before": "\(before)"])
                 return Self.json(.ok, AdminAPI.PurgedAgents(purged: purged.map(\.uri)))
             }
@@ -192,7 +199,18 @@ public struct AdminRoutes: Sendable {
                 guard let object, object.count == 1, let path = object["path"] as? String else {
                     throw AdminAPI.ErrorBody(code: "invalid_argument", message: "the body must be `{\"path\": \"/absolute/new/file\"}`", field: "path")
                 }
+                let time = now()
                 try await store.backup(to: path)
+                // A copy of every record is worth a line in the log; if the log cannot take it,
+                // the copy is removed and the call fails.
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                do {
+                    try await recordOrRefuse([changeEvent(context, at: time, "datastore.backup", AuditTarget(kind: "file", id: path),
+                                                          details: [JSONMember("bytes", .integer(Int64(size)))])], what: "the backup")
+                } catch {
+                    try? FileManager.default.removeItem(atPath: path)
+                    throw error
+                }
                 context.logger.info("datastore backed up", metadata: ["actor": "\(context.caller!)", "path": "\(path)"])
                 return Self.json(.ok, ["path": path])
             }

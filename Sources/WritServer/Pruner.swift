@@ -1,11 +1,19 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SPIFFEIdentity
+import StrictJSON
+import WritAudit
 import WritStore
 
-/// Deletes expired entries and join tokens every `interval` until graceful shutdown.
+/// Deletes expired entries and join tokens every `interval` until graceful shutdown. Each
+/// deleted entry gets an `entry.delete` event (actor the server, reason `expired`) in the
+/// deletion's transaction; join tokens are not audited as they go (their creation was).
 struct Pruner: Service {
     let store: any Datastore
+    /// The server's own SPIFFE ID: the actor of the deletions.
+    let serverID: SPIFFEID
+    let audit: AuditLog
     let interval: Duration
     let logger: Logger
 
@@ -20,7 +28,15 @@ struct Pruner: Service {
     func pruneOnce() async {
         let now = Date()
         do {
-            let entries = try await store.pruneExpiredEntries(at: now)
+            let serverID = serverID
+            let entries = try await store.pruneExpiredEntries(at: now) { ids in
+                try ids.map { id in
+                    try AuditEvent(time: now, type: "entry.delete", actor: .spiffe(serverID), target: AuditTarget(kind: "entry", id: id),
+                                   action: "delete", outcome: .allowed, reason: "expired",
+                                   details: [JSONMember("expired_at_or_before", .string(AuditEvent.timestamp(now)))]).record()
+                }
+            }
+            if !entries.isEmpty { await audit.committedElsewhere() }
             let tokens = try await store.pruneJoinTokens(at: now)
             if !entries.isEmpty || tokens > 0 {
                 logger.info("pruned expired records", metadata: ["entries": "\(entries.count)", "join_tokens": "\(tokens)",

@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import SwiftASN1
 import SPIFFEIdentity
+import WritAudit
 import WritCA
 import WritStore
 import X509
@@ -102,22 +103,35 @@ struct ServerSVID: Sendable {
 
 /// Keeps the CA rotating and the server's SVID fresh: checks every `interval`, applies any due
 /// authority rotation (publishing the new bundle to the TLS verifier), and renews the server
-/// SVID once half its life has passed.
+/// SVID once half its life has passed. Each scheduled rotation step is recorded in the audit
+/// log as `authority.prepare|activate|remove` with the server as actor, after the step (a CA
+/// change cannot be rolled back); events the log could not take are retried on the next pass.
 struct IdentityMaintainer: Service {
     let identity: ServerIdentity
     var svid: ServerSVID
     let lifetime: Duration
     let interval: Duration
+    let audit: AuditLog
     let logger: Logger
 
     func run() async throws {
         var current = svid
+        var unrecorded: [AuditEvent] = []
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let interval = self.interval
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
             do {
                 let actions = try await identity.ca.rotate()
                 if !actions.isEmpty { logger.info("CA rotated", metadata: ["actions": "\(actions)"]) }
+                unrecorded += actions.map { Self.event($0, by: identity.serverID, at: Date()) }
+                if !unrecorded.isEmpty {
+                    do {
+                        _ = try await audit.record(unrecorded)
+                        unrecorded = []
+                    } catch {
+                        logger.error("the audit log could not record the CA rotation; will retry", metadata: ["events": "\(unrecorded.count)", "error": "\(error)"])
+                    }
+                }
                 // Publish every interval, not only after a rotation: a publish that failed is
                 // retried, and an unchanged contribution costs one read.
                 if try await identity.bundle.publish(from: identity.ca) {
@@ -137,6 +151,17 @@ struct IdentityMaintainer: Service {
                 logger.error("CA maintenance failed; will retry", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// The audit event of one scheduled rotation step.
+    static func event(_ action: RotationAction, by server: SPIFFEID, at time: Date) -> AuditEvent {
+        let (step, target): (String, AuditTarget) = switch action {
+        case .prepare(let kind): ("prepare", AuditTarget(kind: "authority_kind", id: kind.rawValue))
+        case .activate(let id): ("activate", AuditTarget(kind: "authority", id: id))
+        case .remove(let id): ("remove", AuditTarget(kind: "authority", id: id))
+        }
+        return AuditEvent(time: time, type: "authority.\(step)", actor: .spiffe(server), target: target, action: step, outcome: .allowed,
+                          reason: "scheduled rotation")
     }
 }
 

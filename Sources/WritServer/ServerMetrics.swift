@@ -149,8 +149,8 @@ struct MeasuredDatastore: Datastore {
     }
     func listEntries(_ query: EntryQuery) async throws(StoreError) -> EntryPage { try await measure("list_entries") { () async throws(StoreError) in try await inner.listEntries(query) } }
     func countEntries(_ filter: EntryFilter) async throws(StoreError) -> Int { try await measure("count_entries") { () async throws(StoreError) in try await inner.countEntries(filter) } }
-    func pruneExpiredEntries(at time: Date) async throws(StoreError) -> [String] {
-        try await measure("prune_entries") { () async throws(StoreError) in try await inner.pruneExpiredEntries(at: time) }
+    func pruneExpiredEntries(at time: Date, audit: @escaping AuditEventsForRemoved) async throws(StoreError) -> [String] {
+        try await measure("prune_entries") { () async throws(StoreError) in try await inner.pruneExpiredEntries(at: time, audit: audit) }
     }
     func changes(after revision: Int64, limit: Int) async throws(StoreError) -> [StoreChange] {
         try await measure("changes") { () async throws(StoreError) in try await inner.changes(after: revision, limit: limit) }
@@ -179,8 +179,8 @@ struct MeasuredDatastore: Datastore {
     func banAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord {
         try await measure("ban_agent") { () async throws(StoreError) in try await inner.banAgent(id: id, at: time, audit: audit) }
     }
-    func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID] {
-        try await measure("purge_agents") { () async throws(StoreError) in try await inner.purgeAgents(expiredBefore: time, at: now) }
+    func purgeAgents(expiredBefore time: Date, at now: Date, audit: @escaping AuditEventsForRemoved) async throws(StoreError) -> [SPIFFEID] {
+        try await measure("purge_agents") { () async throws(StoreError) in try await inner.purgeAgents(expiredBefore: time, at: now, audit: audit) }
     }
     func publishBundleAuthorities(serverID: String, _ authorities: [BundleAuthority], at time: Date) async throws(StoreError) -> SharedBundleRecord {
         try await measure("publish_bundle") { () async throws(StoreError) in try await inner.publishBundleAuthorities(serverID: serverID, authorities, at: time) }

@@ -99,7 +99,7 @@ public enum WritServerProcess {
                     }
                 },
                 logger: logger)
-            let pruner = Pruner(store: store, interval: options.pruneInterval, logger: logger)
+            let pruner = Pruner(store: store, serverID: identity.serverID, audit: audit, interval: options.pruneInterval, logger: logger)
             let agentService = AgentService(store: store, cache: cache, ca: identity.ca, bundle: identity.bundle, peers: PeerRegistry(),
                                             rateLimiter: AttestationRateLimiter(perMinute: options.attestRatePerMinute),
                                             syncMemory: SyncMemory(), x509pop: x509pop, metrics: metrics, options: options, logger: logger,
@@ -118,7 +118,7 @@ public enum WritServerProcess {
                 })
             let grpc = GRPCService(server: GRPCServer(transport: HTTP2ServerTransport.Custom(listenerFactory: listener),
                                                       services: [agentService, HealthService(services: ["writ.agent.v1.AgentAPI"])]))
-            let maintainer = IdentityMaintainer(identity: identity, svid: serverSVID, lifetime: options.agentSVIDTTL, interval: .seconds(10), logger: logger)
+            let maintainer = IdentityMaintainer(identity: identity, svid: serverSVID, lifetime: options.agentSVIDTTL, interval: .seconds(10), audit: audit, logger: logger)
             let watcher = RegistryWatcher(cache: cache, identity: identity, interval: .milliseconds(200), logger: logger)
             let group = ServiceGroup(configuration: .init(services: services + [http, pruner, grpc, maintainer, watcher],
                                                           gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

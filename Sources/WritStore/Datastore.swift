@@ -33,8 +33,9 @@ public protocol Datastore: Sendable {
     func listEntries(_ query: EntryQuery) async throws(StoreError) -> EntryPage
     /// How many entries match `filter`.
     func countEntries(_ filter: EntryFilter) async throws(StoreError) -> Int
-    /// Deletes entries whose `expires_at` is at or before `time`; returns their ids.
-    func pruneExpiredEntries(at time: Date) async throws(StoreError) -> [String]
+    /// Deletes entries whose `expires_at` is at or before `time`; returns their ids. `audit` is
+    /// given those ids inside the transaction and its events commit with the deletion.
+    func pruneExpiredEntries(at time: Date, audit: @escaping AuditEventsForRemoved) async throws(StoreError) -> [String]
 
     /// The changes after `revision`, oldest first, at most `limit`.
     func changes(after revision: Int64, limit: Int) async throws(StoreError) -> [StoreChange]
@@ -66,8 +67,9 @@ public protocol Datastore: Sendable {
     func evictAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord
     /// Marks the agent banned and forgets its serial: refused at once, and it cannot attest again.
     func banAgent(id: SPIFFEID, at time: Date, audit: [AuditEventRecord]) async throws(StoreError) -> AgentRecord
-    /// Deletes agents whose SVID expired before `time` (banned ones included); returns their ids.
-    func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID]
+    /// Deletes agents whose SVID expired before `time` (banned ones included); returns their
+    /// ids. `audit` is given those ids inside the transaction and its events commit with the deletion.
+    func purgeAgents(expiredBefore time: Date, at now: Date, audit: @escaping AuditEventsForRemoved) async throws(StoreError) -> [SPIFFEID]
 
     // MARK: the shared trust bundle
 
@@ -277,6 +279,16 @@ extension Datastore {
     /// ``renewAgent(id:fromSerial:toSerial:expiresAt:at:audit:)`` with no audit event.
     public func renewAgent(id: SPIFFEID, fromSerial: String, toSerial: String, expiresAt: Date, at time: Date) async throws(StoreError) -> AgentRecord {
         try await renewAgent(id: id, fromSerial: fromSerial, toSerial: toSerial, expiresAt: expiresAt, at: time, audit: [])
+    }
+
+    /// ``pruneExpiredEntries(at:audit:)`` with no audit event.
+    public func pruneExpiredEntries(at time: Date) async throws(StoreError) -> [String] {
+        try await pruneExpiredEntries(at: time, audit: { _ in [] })
+    }
+
+    /// ``purgeAgents(expiredBefore:at:audit:)`` with no audit event.
+    public func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID] {
+        try await purgeAgents(expiredBefore: time, at: now, audit: { _ in [] })
     }
 
     /// ``evictAgent(id:at:audit:)`` with no audit event.

@@ -112,7 +112,7 @@ extension SQLDatastore {
         }
     }
 
-    public func purgeAgents(expiredBefore time: Date, at now: Date) async throws(StoreError) -> [SPIFFEID] {
+    public func purgeAgents(expiredBefore time: Date, at now: Date, audit: @escaping AuditEventsForRemoved) async throws(StoreError) -> [SPIFFEID] {
         let ms = Self.milliseconds(now)
         return try await write("purge agents") { db in
             let rows = try await db.raw("DELETE FROM agents WHERE expires_at_ms < \(bind: Self.milliseconds(time)) RETURNING id").all()
@@ -123,6 +123,7 @@ extension SQLDatastore {
                 _ = try await self.recordChange(.agentPurged, recordID: text, at: ms, in: db)
                 purged.append(id)
             }
+            _ = try await self.appendAudit(try Self.auditEvents(removing: purged.map(\.uri).sorted(), audit), in: db)
             try self.fault(.beforeCommit)
             return purged.sorted { $0.uri < $1.uri }
         }

@@ -26,6 +26,12 @@ public struct AuditEventRecord: Sendable, Hashable {
     }
 }
 
+/// The audit events of a write that removes records it finds itself (expired entries, expired
+/// agents): called inside the write's transaction with the removed records' ids (never with
+/// none), so the events name exactly what was removed and commit with the removal. A throw
+/// rolls the write back.
+public typealias AuditEventsForRemoved = @Sendable (_ removedIDs: [String]) throws -> [AuditEventRecord]
+
 /// What to look for in the audit log; every field given must match. Results come in index
 /// order, after `afterIndex` when given, at most `limit`.
 public struct AuditQuery: Sendable, Hashable {
@@ -108,6 +114,22 @@ extension SQLDatastore {
 
     static func checkAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) {
         guard events.count <= maximumAuditBatch else { throw StoreError(.invalidArgument, "at most \(maximumAuditBatch) audit events per append, given \(events.count)") }
+        try checkAuditEventBodies(events)
+    }
+
+    /// The events a removal's ``AuditEventsForRemoved`` built for `ids`, checked (one removal
+    /// may remove more records than one append takes, so only the events themselves are).
+    static func auditEvents(removing ids: [String], _ audit: AuditEventsForRemoved) throws(StoreError) -> [AuditEventRecord] {
+        guard !ids.isEmpty else { return [] }
+        let events: [AuditEventRecord]
+        do { events = try audit(ids) } catch {
+            throw StoreError(.invalidArgument, "the audit events of the removal could not be built", cause: error)
+        }
+        try checkAuditEventBodies(events)
+        return events
+    }
+
+    private static func checkAuditEventBodies(_ events: [AuditEventRecord]) throws(StoreError) {
         for event in events {
             guard !event.body.isEmpty else { throw StoreError(.invalidArgument, "an audit event needs a body") }
             guard String(validating: event.body, as: UTF8.self) != nil, !event.body.contains(0) else {

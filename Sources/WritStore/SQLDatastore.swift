@@ -182,7 +182,7 @@ public final class SQLDatastore: Datastore {
         }
     }
 
-    public func pruneExpiredEntries(at time: Date) async throws(StoreError) -> [String] {
+    public func pruneExpiredEntries(at time: Date, audit: @escaping AuditEventsForRemoved) async throws(StoreError) -> [String] {
         let ms = Self.milliseconds(time)
         return try await write("prune entries") { db in
             let ids = try await db.raw("SELECT id FROM entries WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= \(bind: ms) ORDER BY id")
@@ -192,6 +192,8 @@ public final class SQLDatastore: Datastore {
                 try await db.raw("DELETE FROM entry_selectors WHERE entry_id = \(bind: id)").run()
                 try await db.raw("DELETE FROM entries WHERE id = \(bind: id)").run()
             }
+            _ = try await self.appendAudit(try Self.auditEvents(removing: ids, audit), in: db)
+            try self.fault(.beforeCommit)
             return ids
         }
     }

@@ -206,6 +206,10 @@ import X509
         #expect(noToken.status != 0 && !noToken.stdout.contains("token"), "\(noToken.summary)")
         #expect(await rpcCode { _ = try await agent.x509SVIDs([entryID]) } == .unavailable, "no X.509-SVID without its event")
         #expect(await rpcCode { _ = try await agent.jwtSVID(entryID) } == .unavailable, "no JWT-SVID without its event")
+        let backupPath = directory.file("unlogged-backup.sqlite3").path
+        let backup = try server.writ(["datastore", "backup", backupPath])
+        #expect(backup.status != 0 && backup.stderr.contains("audit log"), "\(backup.summary)")
+        #expect(!FileManager.default.fileExists(atPath: backupPath), "a backup the log could not record was left behind")
         let denied = try server.writ(["audit", "verify"])
         #expect(denied.status == 0, "a log that refused events still verifies: \(denied.summary)")
         #expect(try Self.events(server).count == before, "no event of a failed operation was stored")

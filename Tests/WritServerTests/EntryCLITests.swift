@@ -281,6 +281,17 @@ import WritTestSupport
         let listed = try server.writ(["entry", "list", "--output", "json"])
         #expect(listed.stdout.contains("spiffe://example.org/later") && !listed.stdout.contains("spiffe://example.org/soon"))
         #expect(server.serverLog.contains("pruned expired records"))
+        // The server recorded the deletion as its own, with the reason.
+        func events(_ type: String) throws -> [[String: Any]] {
+            try server.writ(["audit", "search", "--type", type]).stdout.split(separator: "\n").map { jsonObject(String($0))["event"] as? [String: Any] ?? [:] }
+        }
+        let soonID = try events("entry.create").first { ($0["details"] as? [String: Any])?["spiffe_id"] as? String == "spiffe://example.org/soon" }
+            .flatMap { ($0["target"] as? [String: Any])?["id"] as? String }
+        let deletions = try events("entry.delete")
+        #expect(deletions.count == 1, "\(deletions)")
+        #expect(deletions.first?["reason"] as? String == "expired")
+        #expect((deletions.first?["actor"] as? [String: Any])?["id"] as? String == "spiffe://example.org/writ/server")
+        #expect(soonID != nil && (deletions.first?["target"] as? [String: Any])?["id"] as? String == soonID, "\(deletions)")
         await server.stop()
     }
 }
@@ -305,6 +316,10 @@ import WritTestSupport
         #expect(again.status == 4 && again.stderr.contains("never overwrites"), "\(again.summary)")
         let relative = try server.writ(["datastore", "backup", "/nonexistent-dir/x.sqlite3"])
         #expect(relative.status == 1 && relative.stderr.contains("does not exist"), "\(relative.summary)")
+        // The backup is in the audit log; the refused ones are not.
+        let logged = try server.writ(["audit", "search", "--type", "datastore.backup"])
+        let backups = logged.stdout.split(separator: "\n").map { jsonObject(String($0))["event"] as? [String: Any] ?? [:] }
+        #expect(backups.count == 1 && (backups.first?["target"] as? [String: Any])?["id"] as? String == target, "\(logged.summary)")
         await server.stop()
 
         let copy = try TemporaryDirectory(prefix: "writ-restore")

@@ -108,7 +108,9 @@ extension StoreConformanceTests {
         case .sqlite:
             let directory = try TemporaryDirectory(prefix: "writ-store")
             let path = directory.file("datastore.sqlite3").path
-            let a = try await SQLiteBackend.open(path: path), b = try await SQLiteBackend.open(path: path)
+            // Generous timeouts: this checks index assignment, and suites running beside it can
+            // keep the process's threads busy for seconds (SQLiteWriterLockTests checks waiting).
+            let a = try await SQLiteBackend.open(path: path, busyTimeout: .seconds(60)), b = try await SQLiteBackend.open(path: path, busyTimeout: .seconds(60))
             do { try await body(try await SQLDatastore(backend: a), try await SQLDatastore(backend: b)) } catch {
                 await a.close(); await b.close()
                 throw error
@@ -198,6 +200,15 @@ extension StoreConformanceTests {
             let token = JoinTokenRecord(id: "t-audit", tokenHash: String(repeating: "a", count: 64), spiffeID: nil, expiresAt: F.now.addingTimeInterval(600))
             let agent = Self.agentRecord("/writ/agent/x509pop/audit", serial: "01", type: "x509pop", canReattest: true)
             let bundle = F.federatedBundle("partner.org")
+            // Removals hand the ids they found to the event builder inside their transaction.
+            let expiredAgent = try await store.attestAgent(Self.agentRecord("/writ/agent/join_token/expired", expiresIn: -60), at: F.now)
+            let expiredEntry = try await store.createEntry(F.entry("/expiring", expiresAt: F.now.addingTimeInterval(10)), at: F.now)
+            func removing(_ expected: String, _ events: [AuditEventRecord]) -> AuditEventsForRemoved {
+                { ids in
+                    guard ids == [expected] else { throw StoreError(.corrupt, "the removal named \(ids), not [\(expected)]") }
+                    return events
+                }
+            }
             // Each write, once with the fault armed (nothing of it may remain) and once without.
             let writes: [(String, (SQLDatastore, [AuditEventRecord]) async throws -> Void, (SQLDatastore) async throws -> Bool)] = [
                 ("token.generate", { try await $0.createJoinToken(token, at: F.now, audit: $1) },
@@ -207,6 +218,10 @@ extension StoreConformanceTests {
                  { try await $0.agent(id: agent.id)?.serialNumber == "02" }),
                 ("agent.ban", { _ = try await $0.banAgent(id: agent.id, at: F.now, audit: $1) }, { try await $0.agent(id: agent.id)?.banned == true }),
                 ("agent.evict", { _ = try await $0.evictAgent(id: agent.id, at: F.now, audit: $1) }, { try await $0.agent(id: agent.id) == nil }),
+                ("agent.purge", { _ = try await $0.purgeAgents(expiredBefore: F.now, at: F.now, audit: removing(expiredAgent.id.uri, $1)) },
+                 { try await $0.agent(id: expiredAgent.id) == nil }),
+                ("entry.delete", { _ = try await $0.pruneExpiredEntries(at: F.now.addingTimeInterval(20), audit: removing(expiredEntry.id, $1)) },
+                 { try await $0.entry(id: expiredEntry.id) == nil }),
                 ("bundle.set", { _ = try await $0.setFederatedBundle(bundle, at: F.now, audit: $1) }, { try await $0.federatedBundle(bundle.trustDomain) != nil }),
                 ("bundle.delete", { _ = try await $0.deleteFederatedBundle(bundle.trustDomain, mode: .restrict, at: F.now, audit: $1) },
                  { try await $0.federatedBundle(bundle.trustDomain) == nil }),
@@ -225,6 +240,12 @@ extension StoreConformanceTests {
                 #expect(try await store.auditSize() == size + 1)
                 #expect(try await store.searchAuditEvents(AuditQuery(type: type)).map(\.type) == [type])
             }
+            // An event builder that throws rolls its removal back.
+            let stale = try await store.attestAgent(Self.agentRecord("/writ/agent/join_token/stale", expiresIn: -60), at: F.now)
+            await Self.expectError(.invalidArgument, "a purge whose events cannot be built") {
+                _ = try await store.purgeAgents(expiredBefore: F.now, at: F.now) { _ in throw StoreError(.corrupt, "no events") }
+            }
+            #expect(try await store.agent(id: stale.id) != nil, "the purge took effect without its events")
             let tree = try await Self.recomputed(store)
             #expect(tree.size == UInt64(writes.count))
             #expect(try MerkleProofs.root(size: tree.size, try await store.auditSubtrees(MerkleProofs.rootPlan(size: tree.size).subtrees)) == tree.root)
