@@ -437,6 +437,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/WritRegistryBench"
         ),
@@ -448,6 +449,7 @@ let package = Package(
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/WritAuditBench",
             exclude: ["sqlite_peer.py"]
@@ -455,7 +457,8 @@ let package = Package(
         // Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model.
         .executableTarget(
             name: "writ-bench-cedar",
-            dependencies: ["CedarCore", "CedarParser", "StrictJSON", "WritTestSupport"],
+            dependencies: ["CedarCore", "CedarParser", "StrictJSON", "WritTestSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/WritCedarBench",
             exclude: ["cedarpy_batch.py"]
         ),

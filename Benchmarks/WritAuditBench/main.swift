@@ -12,6 +12,7 @@
 //     10^6 and 10^7 leaves (synthetic small events in the real tables; the free disk is checked
 //     first and the largest size dropped when it would not fit);
 //   - AuditVerifier's full verification rate at 10^6 events.
+import ArgumentParser
 import Crypto
 import Foundation
 import Logging
@@ -24,40 +25,21 @@ import WritStore
 import WritStorePostgres
 import WritStoreSQLite
 
-struct Options {
-    var dir = ""
-    var out = ""
-    var postgres: String?
-    var events = 100_000
-    var maxLeaves: UInt64 = 10_000_000
-    var peer = ""
-    var python = "python3"
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "writ-bench-audit",
+        abstract: "The audit log on real datastores: committed appends, bytes per event, proofs at 10^4–10^7 leaves, full verification.")
+    @Option(help: "A directory for the benchmark's databases (emptied first).") var dir: String
+    @Option(help: "Where to write the JSON results.") var out: String
+    @Option(help: "sqlite_peer.py, SQLite's own limit through its C API.") var peer: String
+    @Option(help: "The Python that runs the peer.") var python = "python3"
+    @Option(help: "A PostgreSQL server URL; without it only SQLite is measured.") var postgres: String?
+    @Option(help: "Realistic events to append.") var events = 100_000
+    @Option(help: "The largest tree for the proof measurements.") var maxLeaves: UInt64 = 10_000_000
 
-    init() {
-        var args = CommandLine.arguments.dropFirst()
-        while let flag = args.popFirst() {
-            if flag == "--help" || flag == "-h" {
-                print("usage: writ-bench-audit --dir DIR --out FILE --peer sqlite_peer.py [--python PATH] [--postgres URL] [--events N] [--max-leaves N]")
-                exit(0)
-            }
-            let value = args.popFirst() ?? ""
-            switch flag {
-            case "--dir": dir = value
-            case "--out": out = value
-            case "--postgres": postgres = value.isEmpty ? nil : value
-            case "--events": events = Int(value) ?? events
-            case "--max-leaves": maxLeaves = UInt64(value) ?? maxLeaves
-            case "--peer": peer = value
-            case "--python": python = value
-            default:
-                FileHandle.standardError.write(Data("writ-bench-audit: unknown flag \(flag) (see --help)\n".utf8))
-                exit(64)
-            }
-        }
-        guard !dir.isEmpty, !out.isEmpty, !peer.isEmpty else {
-            FileHandle.standardError.write(Data("writ-bench-audit: --dir, --out and --peer are required (see --help)\n".utf8))
-            exit(64)
-        }
+    mutating func validate() throws {
+        guard events > 0 else { throw ValidationError("--events must be positive") }
+        if postgres?.isEmpty == true { postgres = nil }
     }
 }
 
@@ -304,7 +286,7 @@ func sqlitePeer(_ options: Options, events: [AuditEvent]) async throws -> Double
     return rate
 }
 
-let options = Options()
+let options = Options.parseOrExit()
 try FileManager.default.createDirectory(atPath: options.dir, withIntermediateDirectories: true)
 do {
     let now = Date()

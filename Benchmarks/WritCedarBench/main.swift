@@ -10,6 +10,7 @@
 //   - cedarpy 4.12.2's is_authorized_batch on the same policies (links written out as the
 //     policies they stand for), entities and requests, in a Python process started here;
 // and checks that every decision agrees.
+import ArgumentParser
 import CedarCore
 import CedarParser
 import StrictJSON
@@ -17,24 +18,17 @@ import WritTestSupport
 import Foundation
 
 
-struct Options {
-    var python = ""
-    var script = ""
-    var out = ""
-    var requests = 10_000
-    init() {
-        var args = CommandLine.arguments.dropFirst()
-        while let flag = args.popFirst() {
-            let value = args.popFirst() ?? ""
-            switch flag {
-            case "--python": python = value
-            case "--script": script = value
-            case "--out": out = value
-            case "--requests": requests = Int(value) ?? requests
-            default: fatalError("writ-bench-cedar: unknown flag \(flag)")
-            }
-        }
-        guard !python.isEmpty, !script.isEmpty, !out.isEmpty else { fatalError("writ-bench-cedar: --python, --script and --out are required") }
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "writ-bench-cedar",
+        abstract: "Writ's Cedar engine against cedarpy (Rust Cedar) on one agent/tool/user model, in the same run.")
+    @Option(help: "The Python with cedarpy installed.") var python: String
+    @Option(help: "cedarpy_batch.py.") var script: String
+    @Option(help: "Where to write the JSON results.") var out: String
+    @Option(help: "Requests per policy set.") var requests = 10_000
+
+    func validate() throws {
+        guard requests > 0 else { throw ValidationError("--requests must be positive") }
     }
 }
 
@@ -162,7 +156,7 @@ func parseRequest(_ line: String) throws -> Request {
                    resource: try CedarJSON.entityUID(json["resource"]!, at: "resource"), context: try CedarJSON.context(json["context"]))
 }
 
-let options = Options()
+let options = Options.parseOrExit()
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("writ-bench-cedar-\(getpid())")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: directory) }

@@ -15,6 +15,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -31,29 +32,19 @@ struct BenchFailure: Error, CustomStringConvertible {
 }
 
 /// Command-line options.
-struct Options {
-    var writ = ""
-    var postgres: String?
-    var entries = 100_000
-    var samples = 200
-    var out = ""
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "writ-bench-registry",
+        abstract: "Full sync, cross-server propagation and the agent's Workload API against whole writ processes.")
+    @Option(help: "The writ binary to run.") var writ: String
+    @Option(help: "Where to write the JSON results.") var out: String
+    @Option(help: "A PostgreSQL server URL; without it propagation is not measured.") var postgres: String?
+    @Option(help: "Registration entries in the full-sync measurement.") var entries = 100_000
+    @Option(help: "Propagation samples.") var samples = 200
 
-    init(_ arguments: [String]) throws {
-        var rest = arguments.dropFirst()
-        while let flag = rest.popFirst() {
-            guard let value = rest.popFirst() else { throw BenchFailure("\(flag) needs a value") }
-            switch flag {
-            case "--writ": writ = value
-            case "--postgres": postgres = value.isEmpty ? nil : value
-            case "--entries": entries = Int(value) ?? -1
-            case "--samples": samples = Int(value) ?? -1
-            case "--out": out = value
-            default: throw BenchFailure("unknown option \(flag)")
-            }
-        }
-        guard !writ.isEmpty, !out.isEmpty, entries > 0, samples > 0 else {
-            throw BenchFailure("usage: writ-bench-registry --writ PATH [--postgres URL] [--entries N] [--samples M] --out FILE")
-        }
+    mutating func validate() throws {
+        guard entries > 0, samples > 0 else { throw ValidationError("--entries and --samples must be positive") }
+        if postgres?.isEmpty == true { postgres = nil }
     }
 }
 
@@ -256,11 +247,7 @@ func propagation(_ options: Options, postgres: String, client: HTTPClient) async
     return ["samples": latencies.count, "p50_ms": p["p50"]!, "p99_ms": p["p99"]!, "max_ms": p["max"]!, "mean_ms": p["mean"]!]
 }
 
-let options: Options
-do { options = try Options(CommandLine.arguments) } catch {
-    FileHandle.standardError.write(Data("writ-bench-registry: \(error)\n".utf8))
-    exit(64)
-}
+let options = Options.parseOrExit()
 let client = HTTPClient(eventLoopGroupProvider: .singleton)
 do {
     var results: [String: Any] = ["full_sync": try await fullSync(options, client: client)]
@@ -269,9 +256,9 @@ do {
         results["propagation"] = try await propagation(options, postgres: postgres, client: client)
     }
     try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: options.out))
-    try? await client.shutdown()
+    try? await client.shutdown().get()
 } catch {
     FileHandle.standardError.write(Data("writ-bench-registry: \(error)\n".utf8))
-    try? await client.shutdown()
+    try? await client.shutdown().get()
     exit(1)
 }
