@@ -59,4 +59,54 @@ import WritTestSupport
         let verified = try await AuditVerifier.verify(store: store, checkpoints: [checkpoint])
         #expect(verified.verifiedCheckpoints == [checkpoint])
     }
+
+    /// Rotating the log key (docs/audit-log.md): stop the server, move `audit-log.key` away,
+    /// start it again. The new key is registered beside the old one, `writ audit keys` lists
+    /// both, and a checkpoint signed with the retired key — saved elsewhere, and stored — still
+    /// verifies against the log as it grows under the new key.
+    @Test func aRotatedLogKeyStaysListedAndItsCheckpointsKeepVerifying() async throws {
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        func create(_ path: String, on server: ServerHarness) throws {
+            let run = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org\(path)", "--parent-id",
+                                       "spiffe://example.org/writ/agent/join_token/t", "--selector", "unix:uid:1000"])
+            #expect(run.status == 0, "\(run.summary)")
+        }
+        func keys(_ server: ServerHarness) throws -> [String] {
+            let run = try server.writ(["audit", "keys", "--output", "json"])
+            return (jsonObject(run.stdout)["keys"] as? [[String: Any]] ?? []).compactMap { $0["verifier_key"] as? String }
+        }
+        try create("/before-rotation", on: server)
+        let oldKeys = try keys(server)
+        #expect(oldKeys.count == 1, "\(oldKeys)")
+        await server.stop()  // signs a final checkpoint with the old key
+        let saved = server.directory.file("old-checkpoint.txt").path
+        let retired = server.dataDir + "/audit-log.key.retired"
+        try FileManager.default.moveItem(atPath: server.dataDir + "/audit-log.key", toPath: retired)
+
+        let restarted = try await server.restart()
+        defer { Task { await restarted.stop() } }
+        // The restart signs a checkpoint with the new key at once.
+        let checkpoints = try restarted.writ(["audit", "checkpoint"])
+        #expect(checkpoints.status == 0, "\(checkpoints.summary)")
+        let newKeys = try keys(restarted)
+        #expect(newKeys.count == 2 && newKeys.contains(oldKeys[0]), "the retired key is no longer listed: \(newKeys)")
+        try create("/after-rotation", on: restarted)
+
+        // Witness the log with a checkpoint signed by the retired key: write it from the
+        // datastore's own list (the newest checkpoint the old key signed).
+        let backend = try await SQLiteBackend.open(path: restarted.dataDir + "/datastore.sqlite3")
+        let store = try await SQLDatastore(backend: backend)
+        defer { Task { await backend.close() } }
+        let oldVerifier = try NoteVerifier(encoded: oldKeys[0])
+        let byOldKey = try await store.auditCheckpoints(limit: 100).first { (try? Checkpoint.open($0.note, verifiers: [oldVerifier], origin: "example.org/writ/audit")) != nil }
+        let note = try #require(byOldKey?.note, "no stored checkpoint was signed with the retired key")
+        try note.write(toFile: saved, atomically: true, encoding: .utf8)
+        let verified = try restarted.writ(["audit", "verify", "--checkpoint-file", saved])
+        #expect(verified.status == 0, "\(verified.summary)")
+        let withBothKeys = try restarted.writ(["audit", "verify", "--checkpoint-file", saved, "--log-key", oldKeys[0], "--log-key",
+                                               newKeys.first { $0 != oldKeys[0] } ?? ""])
+        #expect(withBothKeys.status == 0, "\(withBothKeys.summary)")
+        await restarted.stop()
+    }
 }
