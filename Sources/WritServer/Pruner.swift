@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SPIFFEIdentity
-import StrictJSON
 import WritAudit
 import WritStore
 
@@ -30,11 +29,7 @@ struct Pruner: Service {
         do {
             let serverID = serverID
             let entries = try await store.pruneExpiredEntries(at: now) { ids in
-                try ids.map { id in
-                    try AuditEvent(time: now, type: "entry.delete", actor: .spiffe(serverID), target: AuditTarget(kind: "entry", id: id),
-                                   action: "delete", outcome: .allowed, reason: "expired",
-                                   details: [JSONMember("expired_at_or_before", .string(AuditEvent.timestamp(now)))]).record()
-                }
+                try ids.map { try ServerAuditEvents.entryExpired(at: now, id: $0, server: serverID).record() }
             }
             if !entries.isEmpty { await audit.committedElsewhere() }
             let tokens = try await store.pruneJoinTokens(at: now)

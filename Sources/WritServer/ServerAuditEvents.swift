@@ -60,6 +60,29 @@ enum ServerAuditEvents {
                    outcome: .allowed, details: details)
     }
 
+    /// A change the server made on its own (`actor` its SPIFFE ID), with the reason.
+    static func serverChange(at time: Date, _ type: String, server: SPIFFEID, target: AuditTarget, reason: String,
+                             details: [JSONMember] = []) -> AuditEvent {
+        AuditEvent(time: time, type: type, actor: .spiffe(server), target: target, action: String(type.split(separator: ".").last ?? ""),
+                   outcome: .allowed, reason: reason, details: details)
+    }
+
+    /// `entry.delete` of an entry the pruner removed because it expired at or before `time`.
+    static func entryExpired(at time: Date, id: String, server: SPIFFEID) -> AuditEvent {
+        serverChange(at: time, "entry.delete", server: server, target: AuditTarget(kind: "entry", id: id), reason: "expired",
+                     details: [JSONMember("expired_at_or_before", .string(AuditEvent.timestamp(time)))])
+    }
+
+    /// `authority.prepare|activate|remove`: one step of the CA's scheduled rotation.
+    static func scheduledRotation(_ action: RotationAction, server: SPIFFEID, at time: Date) -> AuditEvent {
+        let (step, target): (String, AuditTarget) = switch action {
+        case .prepare(let kind): ("prepare", AuditTarget(kind: "authority_kind", id: kind.rawValue))
+        case .activate(let id): ("activate", AuditTarget(kind: "authority", id: id))
+        case .remove(let id): ("remove", AuditTarget(kind: "authority", id: id))
+        }
+        return serverChange(at: time, "authority.\(step)", server: server, target: target, reason: "scheduled rotation")
+    }
+
     /// The SPIFFE ID issued for; for a refusal (no ID was issued), the entry asked for.
     private static func target(_ id: String?, _ entryID: String?) -> AuditTarget? {
         if let id { return AuditTarget(kind: "spiffe_id", id: id) }

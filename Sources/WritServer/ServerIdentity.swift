@@ -121,17 +121,7 @@ struct IdentityMaintainer: Service {
             let interval = self.interval
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
             do {
-                let actions = try await identity.ca.rotate()
-                if !actions.isEmpty { logger.info("CA rotated", metadata: ["actions": "\(actions)"]) }
-                unrecorded += actions.map { Self.event($0, by: identity.serverID, at: Date()) }
-                if !unrecorded.isEmpty {
-                    do {
-                        _ = try await audit.record(unrecorded)
-                        unrecorded = []
-                    } catch {
-                        logger.error("the audit log could not record the CA rotation; will retry", metadata: ["events": "\(unrecorded.count)", "error": "\(error)"])
-                    }
-                }
+                let actions = try await Self.rotate(identity.ca, server: identity.serverID, audit: audit, unrecorded: &unrecorded, logger: logger)
                 // Publish every interval, not only after a rotation: a publish that failed is
                 // retried, and an unchanged contribution costs one read.
                 if try await identity.bundle.publish(from: identity.ca) {
@@ -153,15 +143,22 @@ struct IdentityMaintainer: Service {
         }
     }
 
-    /// The audit event of one scheduled rotation step.
-    static func event(_ action: RotationAction, by server: SPIFFEID, at time: Date) -> AuditEvent {
-        let (step, target): (String, AuditTarget) = switch action {
-        case .prepare(let kind): ("prepare", AuditTarget(kind: "authority_kind", id: kind.rawValue))
-        case .activate(let id): ("activate", AuditTarget(kind: "authority", id: id))
-        case .remove(let id): ("remove", AuditTarget(kind: "authority", id: id))
+    /// Applies the CA's due rotation steps and records them, with any events an earlier pass
+    /// could not record (`unrecorded`, left holding what the log refused this time).
+    static func rotate(_ ca: CertificateAuthority, server: SPIFFEID, audit: AuditLog, unrecorded: inout [AuditEvent],
+                       logger: Logger) async throws -> [RotationAction] {
+        let actions = try await ca.rotate()
+        if !actions.isEmpty { logger.info("CA rotated", metadata: ["actions": "\(actions)"]) }
+        let time = Date()
+        unrecorded += actions.map { ServerAuditEvents.scheduledRotation($0, server: server, at: time) }
+        guard !unrecorded.isEmpty else { return actions }
+        do {
+            _ = try await audit.record(unrecorded)
+            unrecorded = []
+        } catch {
+            logger.error("the audit log could not record the CA rotation; will retry", metadata: ["events": "\(unrecorded.count)", "error": "\(error)"])
         }
-        return AuditEvent(time: time, type: "authority.\(step)", actor: .spiffe(server), target: target, action: step, outcome: .allowed,
-                          reason: "scheduled rotation")
+        return actions
     }
 }
 

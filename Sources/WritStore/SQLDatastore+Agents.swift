@@ -123,9 +123,10 @@ extension SQLDatastore {
                 _ = try await self.recordChange(.agentPurged, recordID: text, at: ms, in: db)
                 purged.append(id)
             }
-            _ = try await self.appendAudit(try Self.auditEvents(removing: purged.map(\.uri).sorted(), audit), in: db)
+            purged.sort { $0.uri < $1.uri }
+            _ = try await self.appendAudit(try Self.auditEvents(removing: purged.map(\.uri), audit), in: db)
             try self.fault(.beforeCommit)
-            return purged.sorted { $0.uri < $1.uri }
+            return purged
         }
     }
 
