@@ -17,21 +17,27 @@ public enum ProcessRunner {
         public var summary: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
     }
 
-    /// ``run(_:_:stdin:environment:)`` on a thread of its own, so the waiting does not hold one
-    /// of the few threads Swift concurrency runs every test on — needed whenever the child
-    /// talks to a server in this test process, whose handlers need those threads to answer.
-    public static func runDetached(_ executable: String, _ arguments: [String], stdin: Data? = nil,
-                                   environment: [String: String]? = nil) async throws -> Result {
+    /// Runs `executable` with `arguments`, feeding `stdin`, and returns once it has exited.
+    ///
+    /// The waiting happens on a thread of its own, never on one of the few threads Swift
+    /// concurrency runs every test on: a child that talks to a server in this test process
+    /// needs those threads free for the server to answer, and a test waiting for a child must
+    /// not hold up the tests running beside it.
+    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
+                           environment: [String: String]? = nil) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Swift.Result<ProcessRunner.Result, any Error> { try run(executable, arguments, stdin: stdin, environment: environment) })
+                continuation.resume(with: Swift.Result<ProcessRunner.Result, any Error> {
+                    try runBlocking(executable, arguments, stdin: stdin, environment: environment)
+                })
             }
             thread.start()
         }
     }
 
-    /// Runs `executable` with `arguments`, feeding `stdin`, and waits for it.
-    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
+    /// Runs `executable` with `arguments`, feeding `stdin`, and waits for it on the calling
+    /// thread: only for code that cannot await (a static initialiser); tests use ``run(_:_:stdin:environment:)``.
+    public static func runBlocking(_ executable: String, _ arguments: [String], stdin: Data? = nil,
                            environment: [String: String]? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

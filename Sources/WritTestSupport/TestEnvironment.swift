@@ -75,7 +75,7 @@ public enum TestEnvironment {
         var seeds = fixed
         if let text = ProcessInfo.processInfo.environment["WRIT_TEST_COMMIT_SEED"], let seed = UInt64(text) {
             seeds.append(seed)
-        } else if let head = try? ProcessRunner.run("/usr/bin/git", ["-C", packageRoot.path, "rev-parse", "HEAD"]),
+        } else if let head = try? ProcessRunner.runBlocking("/usr/bin/git", ["-C", packageRoot.path, "rev-parse", "HEAD"]),
                   head.status == 0 {
             var hash: UInt64 = 0xcbf29ce484222325
             for byte in head.stdout.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }

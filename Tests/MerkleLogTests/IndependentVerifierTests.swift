@@ -8,7 +8,7 @@ import WritTestSupport
 /// independent Python implementation (Tests/interop/merkle_check.py: hashlib from RFC 6962's
 /// definitions, `cryptography` for the Ed25519 note signature) for random trees.
 @Suite struct IndependentVerifierTests {
-    @Test func pythonRecomputesTheSameRootsAndProofs() throws {
+    @Test func pythonRecomputesTheSameRootsAndProofs() async throws {
         for seed in TestEnvironment.seeds(fixed: [5]) {
             var rng = SeededRandom(seed: seed)
             var trees: [[String: Any]] = []
@@ -45,7 +45,7 @@ import WritTestSupport
             let directory = try TemporaryDirectory(prefix: "writ-merkle")
             let file = directory.file("cases.json")
             try JSONSerialization.data(withJSONObject: document).write(to: file)
-            let run = try ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("merkle_check.py"), file.path])
+            let run = try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("merkle_check.py"), file.path])
             print("merkle_check.py (seed \(seed)): \(run.stdout.split(separator: "\n").last ?? "")")
             #expect(run.status == 0 && run.stdout.contains("\"agree\": true"), "\(run.summary)")
         }

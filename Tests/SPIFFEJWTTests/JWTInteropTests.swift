@@ -21,10 +21,10 @@ import WritTestSupport
                                                   expiresAt: now + 300, issuedAt: now, jwtID: "interop"))
         let script = TestEnvironment.interopScript("check_jwt.py")
         for jwks in ["jwks.json", "bundle.json"] {
-            let ok = try ProcessRunner.run(python, [script, "verify", token, dir.file(jwks).path, "api", "spiffe://example.org/agent"])
+            let ok = try await ProcessRunner.run(python, [script, "verify", token, dir.file(jwks).path, "api", "spiffe://example.org/agent"])
             #expect(ok.status == 0, "PyJWT refused Writ's token with \(jwks):\n\(ok.summary)")
         }
-        let wrong = try ProcessRunner.run(python, [script, "refuse-audience", token, dir.file("jwks.json").path, "not-api"])
+        let wrong = try await ProcessRunner.run(python, [script, "refuse-audience", token, dir.file("jwks.json").path, "not-api"])
         #expect(wrong.status == 0, "PyJWT did not refuse the wrong audience:\n\(wrong.summary)")
     }
 
@@ -36,7 +36,7 @@ import WritTestSupport
         let dir = try TemporaryDirectory(prefix: "writ-jwt")
         try signer.privateKeyPEM.write(to: dir.file("key.pem"), atomically: true, encoding: .utf8)
         let alg = kind == .rsa ? "RS256" : "ES256"
-        let signed = try ProcessRunner.run(python, [TestEnvironment.interopScript("check_jwt.py"), "sign", dir.file("key.pem").path,
+        let signed = try await ProcessRunner.run(python, [TestEnvironment.interopScript("check_jwt.py"), "sign", dir.file("key.pem").path,
                                                     "pyjwt-key", alg, "spiffe://example.org/agent", "api"])
         #expect(signed.status == 0, "\(signed.summary)")
         let token = signed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -19,22 +19,22 @@ import X509
         try TestChain.pem(t.intermediate).write(to: dir.file("intermediate.pem"), atomically: true, encoding: .utf8)
         try TestChain.pem(t.leaf).write(to: dir.file("leaf.pem"), atomically: true, encoding: .utf8)
 
-        let ok = try ProcessRunner.run(openssl, ["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", dir.file("root.pem").path,
+        let ok = try await ProcessRunner.run(openssl, ["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", dir.file("root.pem").path,
                                                  "-untrusted", dir.file("intermediate.pem").path, dir.file("leaf.pem").path])
         #expect(ok.status == 0, "openssl refused Writ's \(keyType.rawValue) chain:\n\(ok.summary)")
         #expect(ok.stdout.contains("OK"))
-        let server = try ProcessRunner.run(openssl, ["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", dir.file("root.pem").path,
+        let server = try await ProcessRunner.run(openssl, ["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", dir.file("root.pem").path,
                                                      "-untrusted", dir.file("intermediate.pem").path, dir.file("leaf.pem").path])
         #expect(server.status == 0, "\(server.summary)")
 
         // Negative control: another trust domain's root does not verify this chain.
         let other = try await TestChain.make(keyType: keyType, now: Date())
         try TestChain.pem(other.root).write(to: dir.file("other-root.pem"), atomically: true, encoding: .utf8)
-        let refused = try ProcessRunner.run(openssl, ["verify", "-x509_strict", "-CAfile", dir.file("other-root.pem").path,
+        let refused = try await ProcessRunner.run(openssl, ["verify", "-x509_strict", "-CAfile", dir.file("other-root.pem").path,
                                                       "-untrusted", dir.file("intermediate.pem").path, dir.file("leaf.pem").path])
         #expect(refused.status != 0, "openssl accepted a chain under the wrong root")
 
-        let check = try ProcessRunner.run(python, [TestEnvironment.interopScript("check_x509.py"), dir.file("leaf.pem").path,
+        let check = try await ProcessRunner.run(python, [TestEnvironment.interopScript("check_x509.py"), dir.file("leaf.pem").path,
                                                    "spiffe://example.org/workload", keyType.rawValue.hasPrefix("rsa") ? "rsa" : "ec",
                                                    dir.file("intermediate.pem").path, dir.file("root.pem").path])
         #expect(check.status == 0, "cryptography disagreed:\n\(check.summary)")

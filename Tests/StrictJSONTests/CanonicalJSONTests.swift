@@ -19,7 +19,7 @@ import WritTestSupport
         (0xbecbf647612f3696, "-0.0000033333333333333333"), (0x43143ff3c1cb0959, "1424953923781206.2"),
     ]
 
-    @Test func numbersAreWrittenAsECMAScriptDoes() throws {
+    @Test func numbersAreWrittenAsECMAScriptDoes() async throws {
         for (bits, expected) in Self.numberTable {
             #expect(try JSONValue.canonicalNumber(Double(bitPattern: bits)) == expected, "\(String(bits, radix: 16))")
         }
@@ -31,7 +31,7 @@ import WritTestSupport
     }
 
     /// The example of RFC 8785 §3.2.2 and the sorting example of §3.2.3.
-    @Test func theRFCExamples() throws {
+    @Test func theRFCExamples() async throws {
         let input = #"""
             {
               "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
@@ -51,7 +51,7 @@ import WritTestSupport
     /// Random documents — astral and combining characters, every control character, numbers of
     /// every magnitude, nesting, members in random order — canonicalised by Writ and by the
     /// `rfc8785` package: the same bytes, or both refusing.
-    @Test func thePythonPackageAgrees() throws {
+    @Test func thePythonPackageAgrees() async throws {
         for seed in TestEnvironment.seeds(fixed: [8]) {
             var rng = SeededRandom(seed: seed)
             let alphabet: [Unicode.Scalar] = ["a", "z", "A", "0", " ", "\"", "\\", "/", "\u{7F}", "\u{80}", "é", "e", "\u{301}", "€", "\u{FB33}", "\u{FFFF}", "😀", "\u{10FFFF}"]
@@ -89,7 +89,7 @@ import WritTestSupport
             let directory = try TemporaryDirectory(prefix: "writ-jcs")
             let input = directory.file("docs.jsonl")
             try documents.map { $0.text + "\n" }.joined().write(to: input, atomically: true, encoding: .utf8)
-            let run = try ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("jcs_check.py"), input.path])
+            let run = try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("jcs_check.py"), input.path])
             try #require(run.status == 0, "\(run.summary)")
             let answers = run.stdout.split(separator: "\n").map(String.init)
             try #require(answers.count == documents.count)

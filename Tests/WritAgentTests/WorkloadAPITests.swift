@@ -73,7 +73,7 @@ import Glibc
         /// Runs the third-party client; detached, since it talks to this process's server.
         func client(_ arguments: [String]) async throws -> [String: Any] {
             let script = TestEnvironment.packageRoot.appendingPathComponent("Tests/interop/workload_client.py").path
-            let result = try await ProcessRunner.runDetached(try TestEnvironment.interopPython(), [script] + arguments)
+            let result = try await ProcessRunner.run(try TestEnvironment.interopPython(), [script] + arguments)
             guard result.status == 0, let line = result.stdout.split(separator: "\n").last,
                   let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw Failure("workload_client.py \(arguments.joined(separator: " ")) failed: \(result.summary)")
@@ -102,13 +102,13 @@ import Glibc
         #expect(fetched["x509_bundles"] as? [String] == ["example.org"])
         let jwtKeys = (fetched["jwt_bundles"] as? [String: [String]])?["example.org"] ?? []
         #expect(jwtKeys == (await endpoint.ca.bundle()).jwtAuthorities.map(\.keyID).sorted(), "\(fetched)")
-        let verify = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+        let verify = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), [
             "verify", "-x509_strict", "-CAfile", endpoint.directory.file("bundle.pem").path,
             "-untrusted", endpoint.directory.file("svid.pem").path, endpoint.directory.file("svid.pem").path])
         #expect(verify.status == 0, "\(verify.summary)")
         // The key py-spiffe received belongs to the certificate.
-        let keyCheck = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["x509", "-in", endpoint.directory.file("svid.pem").path, "-noout", "-pubkey"])
-        let keyFromKey = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["pkey", "-in", endpoint.directory.file("svid.key").path, "-pubout"])
+        let keyCheck = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), ["x509", "-in", endpoint.directory.file("svid.pem").path, "-noout", "-pubkey"])
+        let keyFromKey = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), ["pkey", "-in", endpoint.directory.file("svid.key").path, "-pubout"])
         #expect(keyCheck.status == 0 && keyCheck.stdout == keyFromKey.stdout)
     }
 

@@ -40,11 +40,11 @@ import WritTestSupport
         ]
     }
 
-    @Test func eventsAreCanonicalAndMatchTheSchema() throws {
+    @Test func eventsAreCanonicalAndMatchTheSchema() async throws {
         let directory = try TemporaryDirectory(prefix: "writ-audit-events")
         let file = directory.file("events.txt")
         try Self.samples.map { Data(try $0.canonicalBody()).base64EncodedString() + "\n" }.joined().write(to: file, atomically: true, encoding: .utf8)
-        let run = try ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("audit_event_check.py"),
+        let run = try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("audit_event_check.py"),
                                                                             TestEnvironment.packageRoot.appendingPathComponent("docs/audit-event.v1.schema.json").path, file.path])
         #expect(run.status == 0 && run.stdout.contains("\"problems\": 0"), "\(run.summary)")
         // The fields as documented, keys sorted by JCS.

@@ -25,7 +25,13 @@ import WritTestSupport
             let signer = try NoteSigner(name: origin, privateKey: Curve25519.Signing.PrivateKey())
             let log = AuditLog(store: store, signer: signer,
                                configuration: .init(origin: origin, batchLimit: batchLimit, checkpointInterval: interval), logger: Logger(label: "test"))
-            try await body(log, store, signer)
+            // The log's checkpoint work outlives a test body that did not flush; it finishes
+            // before the store closes.
+            do { try await body(log, store, signer) } catch {
+                await log.flush()
+                throw error
+            }
+            await log.flush()
         } catch {
             await backend.close()
             throw error

@@ -45,7 +45,7 @@ import X509
         #expect(await code(TestNodePKI.der(pki.root)) == .unsuitableCertificate)
     }
 
-    @Test func theCABundleMustHoldCACertificates() throws {
+    @Test func theCABundleMustHoldCACertificates() async throws {
         let pki = try TestNodePKI()
         let leaf = try pki.node(commonName: "n", key: P256.Signing.PrivateKey())
         #expect(throws: NodeAttestationError.self) { try X509PopTrust(authorities: []) }
@@ -65,7 +65,7 @@ import X509
         }
     }
 
-    @Test func theChallengeResponseMustBeTheNodeKeysSignatureOverThisNonceInTime() throws {
+    @Test func theChallengeResponseMustBeTheNodeKeysSignatureOverThisNonceInTime() async throws {
         let pki = try TestNodePKI()
         let key = P256.Signing.PrivateKey()
         let node = try pki.node(commonName: "n", key: key)

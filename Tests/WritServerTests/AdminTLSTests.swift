@@ -36,12 +36,12 @@ import X509
 
     /// One request through `Tests/interop/admin_https.py`; the parsed JSON it prints.
     static func request(_ server: ServerHarness, bundle: String, _ method: String, _ path: String, as credential: Credential?,
-                        body: String? = nil) throws -> [String: Any] {
+                        body: String? = nil) async throws -> [String: Any] {
         let address = try #require(server.ready["admin_listen"] as? String)
         var arguments = [TestEnvironment.interopScript("admin_https.py"), address, bundle, "spiffe://example.org/writ/server", method, path]
         if let credential { arguments += [credential.certificate, credential.key] }
         if let body { arguments += [body] }
-        let result = try ProcessRunner.run(try TestEnvironment.interopPython(), arguments)
+        let result = try await ProcessRunner.run(try TestEnvironment.interopPython(), arguments)
         guard result.status == 0 else { throw TestFailure("admin_https.py failed: \(result.summary)") }
         return jsonObject(result.stdout)
     }
@@ -51,17 +51,17 @@ import X509
         defer { Task { await server.stop() } }
         let directory = try TemporaryDirectory(prefix: "writ-admin-tls")
         let bundle = directory.file("bundle.pem").path
-        let shown = try server.writ(["bundle", "show", "--format", "pem"])
+        let shown = try await server.writ(["bundle", "show", "--format", "pem"])
         try shown.stdout.write(toFile: bundle, atomically: true, encoding: .utf8)
 
         // An agent obtains SVIDs for an admin entry, a plain entry, a listed ID and a short-lived admin entry.
-        var attested = try TestAgent(server: server)
-        try await attested.attest(joinToken: try AgentAPITests.token(server).secret)
+        var attested = try await TestAgent(server: server)
+        try await attested.attest(joinToken: try await AgentAPITests.token(server).secret)
         let agent = attested
-        let adminEntry = try AgentAPITests.entry(server, "spiffe://example.org/ops/admin", parent: agent.id, ["--admin"])
-        let plainEntry = try AgentAPITests.entry(server, "spiffe://example.org/ops/plain", parent: agent.id)
-        let listedEntry = try AgentAPITests.entry(server, "spiffe://example.org/ops/listed", parent: agent.id)
-        let shortEntry = try AgentAPITests.entry(server, "spiffe://example.org/ops/short", parent: agent.id, ["--admin", "--x509-ttl", "10s"])
+        let adminEntry = try await AgentAPITests.entry(server, "spiffe://example.org/ops/admin", parent: agent.id, ["--admin"])
+        let plainEntry = try await AgentAPITests.entry(server, "spiffe://example.org/ops/plain", parent: agent.id)
+        let listedEntry = try await AgentAPITests.entry(server, "spiffe://example.org/ops/listed", parent: agent.id)
+        let shortEntry = try await AgentAPITests.entry(server, "spiffe://example.org/ops/short", parent: agent.id, ["--admin", "--x509-ttl", "10s"])
         let admin = try await Self.svid(agent, entry: adminEntry, named: "admin", in: directory)
         let plain = try await Self.svid(agent, entry: plainEntry, named: "plain", in: directory)
         let listed = try await Self.svid(agent, entry: listedEntry, named: "listed", in: directory)
@@ -69,33 +69,33 @@ import X509
         let shortIssued = ContinuousClock.now
 
         // The admin SVID and the listed ID are served, over TLS 1.3.
-        let counted = try Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: admin)
+        let counted = try await Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: admin)
         #expect(counted["status"] as? Int == 200 && counted["tls_version"] as? String == "TLSv1.3", "\(counted)")
-        let listedCount = try Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: listed)
+        let listedCount = try await Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: listed)
         #expect(listedCount["status"] as? Int == 200, "\(listedCount)")
-        let shortCount = try Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: short)
+        let shortCount = try await Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: short)
         #expect(shortCount["status"] as? Int == 200, "the short-lived admin SVID works while valid: \(shortCount)")
 
         // A change made over TCP is logged with the caller's SPIFFE ID.
-        let created = try Self.request(server, bundle: bundle, "POST", "/v1/entries", as: admin, body: """
+        let created = try await Self.request(server, bundle: bundle, "POST", "/v1/entries", as: admin, body: """
             {"entries":[{"spiffe_id":"spiffe://example.org/made-over-tcp","parent_id":"\(agent.id)","selectors":[{"type":"unix","value":"uid:1001"}]}]}
             """)
         #expect(created["status"] as? Int == 200, "\(created)")
         #expect(server.serverLog.contains("spiffe://example.org/ops/admin"), "the actor is the SPIFFE ID")
-        let check = try server.writ(["entry", "list", "--spiffe-id", "spiffe://example.org/made-over-tcp", "--output", "json"])
+        let check = try await server.writ(["entry", "list", "--spiffe-id", "spiffe://example.org/made-over-tcp", "--output", "json"])
         #expect(check.stdout.contains("made-over-tcp"), "\(check.summary)")
 
         // No certificate: 401 naming what is needed.
-        let anonymous = try Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: nil)
+        let anonymous = try await Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: nil)
         #expect(anonymous["status"] as? Int == 401 && (anonymous["body"] as? String ?? "").contains("X.509-SVID"), "\(anonymous)")
 
         // A valid SVID of a non-admin entry: 403 naming the ID and how to become an admin.
-        let refused = try Self.request(server, bundle: bundle, "POST", "/v1/entries", as: plain, body: """
+        let refused = try await Self.request(server, bundle: bundle, "POST", "/v1/entries", as: plain, body: """
             {"entries":[{"spiffe_id":"spiffe://example.org/by-plain","parent_id":"\(agent.id)","selectors":[{"type":"unix","value":"uid:1001"}]}]}
             """)
         #expect(refused["status"] as? Int == 403, "\(refused)")
         #expect((refused["body"] as? String ?? "").contains("spiffe://example.org/ops/plain"), "\(refused)")
-        #expect(try server.writ(["entry", "list", "--spiffe-id", "spiffe://example.org/by-plain", "--output", "json"]).stdout.contains("by-plain") == false)
+        #expect(try await server.writ(["entry", "list", "--spiffe-id", "spiffe://example.org/by-plain", "--output", "json"]).stdout.contains("by-plain") == false)
 
         // An SVID of another trust domain (its own CA, not in the bundle), and one for this
         // trust domain's admin ID signed by that CA: both fail at the handshake.
@@ -108,21 +108,21 @@ import X509
             let leaf = try await X509SVIDProfile.leaf(id: try SPIFFEID(parsing: id), publicKey: Certificate.PublicKey(foreignKey.publicKey),
                                                       notBefore: now - 10, notAfter: now + 600, issuer: foreignCA, issuerKey: foreignCAKey)
             let credential = try Self.write(chainDER: [TestNodePKI.der(leaf)], key: foreignKey, named: name, in: directory)
-            let result = try Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: credential)
+            let result = try await Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: credential)
             #expect(result["tls_error"] != nil && result["status"] == nil, "\(name) \(id): \(result)")
         }
 
         // The admin entry's SVID once expired: refused.
         try await Task.sleep(until: shortIssued + .seconds(12))
-        let expired = try Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: short)
+        let expired = try await Self.request(server, bundle: bundle, "GET", "/v1/entries-count", as: short)
         #expect(expired["tls_error"] != nil && expired["status"] == nil, "\(expired)")
         #expect(server.serverLog.contains("admin API: refused a client certificate"), "refusals are logged")
 
         // The socket keeps working beside the TCP listener.
-        #expect(try server.writ(["entry", "count"]).status == 0)
+        #expect(try await server.writ(["entry", "count"]).status == 0)
     }
 
-    @Test func badAdminListenerConfigurationIsRefused() throws {
+    @Test func badAdminListenerConfigurationIsRefused() async throws {
         let directory = try TemporaryDirectory(prefix: "writ-admin-config")
         for (arguments, expected) in [
             (["--admin-listen", "nonsense"], "admin.listen"),
@@ -130,7 +130,7 @@ import X509
             (["--admin-ids", "spiffe://example.org"], "admin.ids"),
             (["--admin-ids", "https://example.org/ops"], "admin.ids"),
         ] {
-            let result = try ProcessRunner.run(try TestEnvironment.executable("writ"), [
+            let result = try await ProcessRunner.run(try TestEnvironment.executable("writ"), [
                 "server", "validate", "--data-dir", directory.file("data").path, "--trust-domain", "example.org"] + arguments)
             #expect(result.status != 0 && result.stderr.contains(expected), "\(arguments): \(result.summary)")
         }
@@ -148,10 +148,10 @@ import X509
         let server = try await ServerHarness.start(extraArguments: ["--admin-listen", "127.0.0.1:0", "--admin-ids", "spiffe://example.org/ops/schemathesis"])
         defer { Task { await server.stop() } }
         let directory = try TemporaryDirectory(prefix: "writ-schemathesis")
-        var attested = try TestAgent(server: server)
-        try await attested.attest(joinToken: try AgentAPITests.token(server).secret)
+        var attested = try await TestAgent(server: server)
+        try await attested.attest(joinToken: try await AgentAPITests.token(server).secret)
         let agent = attested
-        let adminEntry = try AgentAPITests.entry(server, "spiffe://example.org/ops/schemathesis", parent: agent.id, ["--x509-ttl", "1h"])
+        let adminEntry = try await AgentAPITests.entry(server, "spiffe://example.org/ops/schemathesis", parent: agent.id, ["--x509-ttl", "1h"])
         let admin = try await AdminTLSTests.svid(agent, entry: adminEntry, named: "admin", in: directory)
         let address = try #require(server.ready["admin_listen"] as? String)
         let schemathesis = (try TestEnvironment.interopPython() as NSString).deletingLastPathComponent + "/schemathesis"
@@ -167,7 +167,7 @@ import X509
             expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
             """.write(to: config, atomically: true, encoding: .utf8)
-        let result = try ProcessRunner.run(schemathesis, [
+        let result = try await ProcessRunner.run(schemathesis, [
             "--config-file", config.path,
             "run", TestEnvironment.packageRoot.appendingPathComponent("api/admin.v1.openapi.yaml").path,
             // Each run stands alone: no examples replayed from an earlier run's database.

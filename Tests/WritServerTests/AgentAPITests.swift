@@ -13,16 +13,16 @@ import X509
 /// (reused, expired and raced tokens; other agents' entries; evicted, banned and renewed-away
 /// agents).
 @Suite(.serialized) struct AgentAPITests {
-    static func token(_ server: ServerHarness, _ extra: [String] = []) throws -> (secret: String, id: String) {
-        let generated = try server.writ(["token", "generate", "--output", "json"] + extra)
+    static func token(_ server: ServerHarness, _ extra: [String] = []) async throws -> (secret: String, id: String) {
+        let generated = try await server.writ(["token", "generate", "--output", "json"] + extra)
         guard generated.status == 0 else { throw TestFailure("token generate failed: \(generated.summary)") }
         let object = jsonObject(generated.stdout)
         return (object["token"] as? String ?? "", object["id"] as? String ?? "")
     }
 
     @discardableResult
-    static func entry(_ server: ServerHarness, _ spiffeID: String, parent: String, selector: String = "unix:uid:1000", _ extra: [String] = []) throws -> String {
-        let created = try server.writ(["entry", "create", "--spiffe-id", spiffeID, "--parent-id", parent, "--selector", selector, "--output", "json"] + extra)
+    static func entry(_ server: ServerHarness, _ spiffeID: String, parent: String, selector: String = "unix:uid:1000", _ extra: [String] = []) async throws -> String {
+        let created = try await server.writ(["entry", "create", "--spiffe-id", spiffeID, "--parent-id", parent, "--selector", selector, "--output", "json"] + extra)
         let entry = (jsonObject(created.stdout)["results"] as? [[String: Any]])?.first?["entry"] as? [String: Any]
         guard created.status == 0, let id = entry?["id"] as? String else { throw TestFailure("entry create failed: \(created.summary)") }
         return id
@@ -32,10 +32,10 @@ import X509
     func joinTokenAttestationSyncAndSigning(backend: String) async throws {
         let server = try await ServerHarness.start(backend: backend)
         defer { Task { await server.stop() } }
-        let shortLived = try Self.token(server, ["--ttl", "10s"])
+        let shortLived = try await Self.token(server, ["--ttl", "10s"])
         let issuedShortLivedAt = ContinuousClock.now
-        let token = try Self.token(server)
-        var agent = try TestAgent(server: server)
+        let token = try await Self.token(server)
+        var agent = try await TestAgent(server: server)
         try await agent.attest(joinToken: token.secret)
         #expect(agent.id == "spiffe://example.org/writ/agent/join_token/\(token.id)")
         #expect(try uriSANs(agent.chainDER[0]) == [agent.id])
@@ -46,17 +46,17 @@ import X509
         try Data(PEMDocument(type: "CERTIFICATE", derBytes: agent.chainDER[0]).pemString.utf8).write(to: directory.file("leaf.pem"))
         try Data(agent.chainDER.dropFirst().map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString }.joined(separator: "\n").utf8)
             .write(to: directory.file("chain.pem"))
-        let verified = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+        let verified = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), [
             "verify", "-x509_strict", "-CAfile", directory.file("bundle.pem").path, "-untrusted", directory.file("chain.pem").path, directory.file("leaf.pem").path])
         #expect(verified.status == 0, "\(verified.summary)")
 
         // The same token again is refused, and the refusal is recorded.
-        var again = try TestAgent(server: server)
+        var again = try await TestAgent(server: server)
         #expect(await rpcCode { try await again.attest(joinToken: token.secret) } == .permissionDenied)
         #expect(await rpcCode { try await again.attest(joinToken: "00" + token.secret.dropFirst(2)) } == .permissionDenied)
 
         // An entry under the agent: synced, and signed with the entry's ID only, whatever the CSR asks.
-        let entryID = try Self.entry(server, "spiffe://example.org/api", parent: agent.id, ["--dns", "api.example.org", "--x509-ttl", "10m"])
+        let entryID = try await Self.entry(server, "spiffe://example.org/api", parent: agent.id, ["--dns", "api.example.org", "--x509-ttl", "10m"])
         let snapshot = try await agent.sync { messages in messages.last?.complete == true }
         #expect(snapshot.first?.snapshot == true && snapshot.first?.bundle.trustDomain == "example.org")
         #expect(snapshot.flatMap(\.entries).map(\.id) == [entryID])
@@ -79,18 +79,18 @@ import X509
         #expect(claims?["sub"] as? String == "spiffe://example.org/api")
 
         // The agent is listed; the health service answers.
-        let listed = try server.writ(["agent", "list", "--output", "json"])
+        let listed = try await server.writ(["agent", "list", "--output", "json"])
         #expect(listed.status == 0 && listed.stdout.contains(agent.id), "\(listed.summary)")
-        let shown = try server.writ(["agent", "show", "--spiffe-id", agent.id])
+        let shown = try await server.writ(["agent", "show", "--spiffe-id", agent.id])
         #expect(shown.status == 0 && shown.stdout.contains("join_token:id:\(token.id)"), "\(shown.summary)")
 
         // An expired token is refused.
         try await Task.sleep(until: issuedShortLivedAt + .seconds(11))
-        var late = try TestAgent(server: server)
+        var late = try await TestAgent(server: server)
         #expect(await rpcCode { try await late.attest(joinToken: shortLived.secret) } == .permissionDenied)
         let log = server.serverLog
         #expect(log.contains("attestation refused") && log.contains("expired"), "refusals are logged")
-        let (_, metrics) = try server.httpGet("/metrics")
+        let (_, metrics) = try await server.httpGet("/metrics")
         #expect(metrics.contains(#"writ_attestations_total{type="join_token",result="ok"} 1"#), "\(metrics.prefix(4000))")
         #expect(metrics.contains(#"result="permissionDenied"} 3"#), "three refusals counted")
     }
@@ -100,8 +100,8 @@ import X509
     func tenConcurrentAttestationsWithOneTokenYieldOneAgent(backend: String) async throws {
         let server = try await ServerHarness.start(backend: backend)
         defer { Task { await server.stop() } }
-        let token = try Self.token(server)
-        let agent = try TestAgent(server: server)
+        let token = try await Self.token(server)
+        let agent = try await TestAgent(server: server)
         let codes = await withTaskGroup(of: RPCError.Code?.self) { group in
             for _ in 0..<10 {
                 group.addTask {
@@ -112,7 +112,7 @@ import X509
         }
         #expect(codes.filter { $0 == nil }.count == 1, "\(codes)")
         #expect(codes.filter { $0 == .permissionDenied }.count == 9, "\(codes)")
-        let count = try server.writ(["agent", "count"])
+        let count = try await server.writ(["agent", "count"])
         #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(count.summary)")
     }
 
@@ -120,19 +120,19 @@ import X509
     @Test func anAgentGetsOnlyItsOwnEntries() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        let tokenA = try Self.token(server, ["--spiffe-id", "spiffe://example.org/nodes/a"])
-        let tokenB = try Self.token(server)
-        var a = try TestAgent(server: server)
+        let tokenA = try await Self.token(server, ["--spiffe-id", "spiffe://example.org/nodes/a"])
+        let tokenB = try await Self.token(server)
+        var a = try await TestAgent(server: server)
         try await a.attest(joinToken: tokenA.secret)
-        var b = try TestAgent(server: server)
+        var b = try await TestAgent(server: server)
         try await b.attest(joinToken: tokenB.secret)
 
-        let own = try Self.entry(server, "spiffe://example.org/a/own", parent: a.id)
-        let others = try Self.entry(server, "spiffe://example.org/b/own", parent: b.id)
-        let viaAlias = try Self.entry(server, "spiffe://example.org/a/alias", parent: "spiffe://example.org/nodes/a")
-        let nested = try Self.entry(server, "spiffe://example.org/a/nested", parent: "spiffe://example.org/a/own", selector: "unix:uid:2000")
-        let deleted = try Self.entry(server, "spiffe://example.org/a/deleted", parent: a.id, selector: "unix:uid:3000")
-        #expect(try server.writ(["entry", "delete", "--entry-id", deleted]).status == 0)
+        let own = try await Self.entry(server, "spiffe://example.org/a/own", parent: a.id)
+        let others = try await Self.entry(server, "spiffe://example.org/b/own", parent: b.id)
+        let viaAlias = try await Self.entry(server, "spiffe://example.org/a/alias", parent: "spiffe://example.org/nodes/a")
+        let nested = try await Self.entry(server, "spiffe://example.org/a/nested", parent: "spiffe://example.org/a/own", selector: "unix:uid:2000")
+        let deleted = try await Self.entry(server, "spiffe://example.org/a/deleted", parent: a.id, selector: "unix:uid:3000")
+        #expect(try await server.writ(["entry", "delete", "--entry-id", deleted]).status == 0)
 
         let forA = try await a.x509SVIDs([own, viaAlias, nested, others, deleted, "no-such-entry"])
         #expect(forA.map(\.error.code) == ["", "", "", "permission_denied", "not_found", "not_found"], "\(forA.map(\.error))")
@@ -167,15 +167,15 @@ import X509
         // An open sync stream of an evicted agent ends, and its next sync is refused.
         async let stream: RPCError.Code? = rpcCode { _ = try await renewed.sync { _ in false } }
         try await Task.sleep(for: .milliseconds(500))
-        #expect(try server.writ(["agent", "evict", "--spiffe-id", a.id]).status == 0)
+        #expect(try await server.writ(["agent", "evict", "--spiffe-id", a.id]).status == 0)
         #expect(await stream == .permissionDenied)
         #expect(await rpcCode { _ = try await renewed.sync { $0.last?.complete == true } } == .permissionDenied)
 
         // A banned agent gets nothing more.
-        #expect(try server.writ(["agent", "ban", "--spiffe-id", b.id]).status == 0)
+        #expect(try await server.writ(["agent", "ban", "--spiffe-id", b.id]).status == 0)
         #expect(await rpcCode { _ = try await b.x509SVIDs([others]) } == .permissionDenied)
         #expect(await rpcCode { _ = try await b.jwtSVID(others) } == .permissionDenied)
-        let banned = try server.writ(["agent", "list", "--banned", "--output", "json"])
+        let banned = try await server.writ(["agent", "list", "--banned", "--output", "json"])
         #expect(banned.stdout.contains(b.id) && !banned.stdout.contains(a.id), "\(banned.summary)")
     }
 
@@ -184,8 +184,8 @@ import X509
     @Test func aLargeSnapshotIsPagedAndChangesFollowAsDeltas() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        let token = try Self.token(server)
-        var agent = try TestAgent(server: server)
+        let token = try await Self.token(server)
+        var agent = try await TestAgent(server: server)
         try await agent.attest(joinToken: token.secret)
         let count = 4000
         let padding = String(repeating: "x", count: 200)
@@ -194,7 +194,7 @@ import X509
                 ["spiffe_id": "spiffe://example.org/workload/\(index)/\(padding)", "parent_id": agent.id,
                  "selectors": [["type": "unix", "value": "uid:\(index)"], ["type": "unix", "value": "path:/srv/\(padding)/\(index)"]]]
             }
-            let created = try server.writ(["entry", "create", "--data", "-", "--output", "json"], stdin: try JSONSerialization.data(withJSONObject: ["entries": entries]))
+            let created = try await server.writ(["entry", "create", "--data", "-", "--output", "json"], stdin: try JSONSerialization.data(withJSONObject: ["entries": entries]))
             #expect(created.status == 0, "\(created.summary.prefix(2000))")
         }
         let added = ManagedFlag()
@@ -202,7 +202,7 @@ import X509
         let messages = try await agent.sync { messages in
             if messages.last?.complete == true, messages.last?.snapshot == true, !added.isSet {
                 added.set()
-                Task.detached { _ = try? AgentAPITests.entry(server, "spiffe://example.org/late", parent: agentID, selector: "unix:uid:99999") }
+                Task.detached { _ = try? await AgentAPITests.entry(server, "spiffe://example.org/late", parent: agentID, selector: "unix:uid:99999") }
             }
             return messages.last?.snapshot == false && !(messages.last?.entries.isEmpty ?? true)
         }
@@ -221,19 +221,19 @@ import X509
     @Test func theAgentAPISpeaksOnlyTLS13() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        let agent = try TestAgent(server: server)
+        let agent = try await TestAgent(server: server)
         let openssl = try TestEnvironment.tool("openssl")
         let address = "127.0.0.1:\(try agent.port)"
-        let tls12 = try ProcessRunner.run(openssl, ["s_client", "-connect", address, "-tls1_2", "-brief"], stdin: Data())
+        let tls12 = try await ProcessRunner.run(openssl, ["s_client", "-connect", address, "-tls1_2", "-brief"], stdin: Data())
         #expect(tls12.status != 0, "TLS 1.2 must be refused: \(tls12.summary)")
-        let tls13 = try ProcessRunner.run(openssl, ["s_client", "-connect", address, "-tls1_3", "-brief", "-alpn", "h2"], stdin: Data())
+        let tls13 = try await ProcessRunner.run(openssl, ["s_client", "-connect", address, "-tls1_3", "-brief", "-alpn", "h2"], stdin: Data())
         #expect(tls13.status == 0 && tls13.stderr.contains("TLSv1.3"), "\(tls13.summary)")
         #expect(tls13.stderr.contains("spiffe://example.org/writ/server") || tls13.stdout.contains("Verification") || tls13.status == 0)
     }
 
     /// The open sync streams the server reports in `/metrics`.
-    static func openSyncStreams(_ server: ServerHarness) throws -> Int {
-        let (_, metrics) = try server.httpGet("/metrics")
+    static func openSyncStreams(_ server: ServerHarness) async throws -> Int {
+        let (_, metrics) = try await server.httpGet("/metrics")
         let line = metrics.split(separator: "\n").first { $0.hasPrefix("writ_sync_streams ") }
         return line.flatMap { Int(Double($0.split(separator: " ").last ?? "") ?? -1) } ?? -1
     }
@@ -244,18 +244,18 @@ import X509
     @Test func syncStreamsEndWithTheirAgentAndDoNotHoldUpShutdown() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        var attested = try TestAgent(server: server)
-        try await attested.attest(joinToken: try Self.token(server).secret)
+        var attested = try await TestAgent(server: server)
+        try await attested.attest(joinToken: try await Self.token(server).secret)
         let agent = attested
         _ = try await agent.sync { $0.last?.complete == true }
         var deadline = ContinuousClock.now + .seconds(15)
-        while try Self.openSyncStreams(server) != 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try Self.openSyncStreams(server) == 0, "the stream of an agent that left is still open")
+        while try await Self.openSyncStreams(server) != 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try await Self.openSyncStreams(server) == 0, "the stream of an agent that left is still open")
 
         let holding = Task { try await agent.sync { _ in false } }
         deadline = ContinuousClock.now + .seconds(15)
-        while try Self.openSyncStreams(server) != 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(try Self.openSyncStreams(server) == 1)
+        while try await Self.openSyncStreams(server) != 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try await Self.openSyncStreams(server) == 1)
         server.process.terminate()
         deadline = ContinuousClock.now + .seconds(15)
         while server.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }

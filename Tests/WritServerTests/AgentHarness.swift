@@ -14,9 +14,9 @@ struct TestAgent: Sendable {
     let server: ServerHarness
     var driver: AgentDriver
 
-    init(server: ServerHarness) throws {
+    init(server: ServerHarness) async throws {
         self.server = server
-        let bundle = try server.writ(["bundle", "show", "--format", "pem"])
+        let bundle = try await server.writ(["bundle", "show", "--format", "pem"])
         guard bundle.status == 0, bundle.stdout.contains("BEGIN CERTIFICATE") else { throw TestFailure("writ bundle show failed: \(bundle.summary)") }
         let listen = server.ready["listen"] as? String ?? ""
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {

@@ -24,12 +24,12 @@ final class AgentProcessHarness: @unchecked Sendable {
                       environment: [String: String] = [:]) async throws -> AgentProcessHarness {
         let directory = try TemporaryDirectory(prefix: "writ-agt")
         _ = chmod(directory.path, 0o755)
-        let bundle = try server.writ(["bundle", "show", "--format", "pem"])
+        let bundle = try await server.writ(["bundle", "show", "--format", "pem"])
         guard bundle.status == 0 else { throw TestFailure("writ bundle show: \(bundle.summary)") }
         try Data(bundle.stdout.utf8).write(to: directory.file("bundle.pem"))
         let token: String
         if let joinToken { token = joinToken } else {
-            let generated = try server.writ(["token", "generate", "--output", "json"])
+            let generated = try await server.writ(["token", "generate", "--output", "json"])
             guard generated.status == 0, let text = jsonObject(generated.stdout)["token"] as? String else { throw TestFailure("writ token generate: \(generated.summary)") }
             token = text
         }
@@ -99,8 +99,8 @@ final class AgentProcessHarness: @unchecked Sendable {
     var openFiles: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
 
     /// The value of one Prometheus sample line (`name{labels}`), 0 when absent.
-    func metric(_ sample: String) throws -> Double {
-        let (_, text) = try httpGet("/metrics")
+    func metric(_ sample: String) async throws -> Double {
+        let (_, text) = try await httpGet("/metrics")
         for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
             return Double(line.split(separator: " ").last ?? "") ?? 0
         }
@@ -110,18 +110,18 @@ final class AgentProcessHarness: @unchecked Sendable {
     var isRunning: Bool { process.isRunning }
 
     /// Runs `writ` with the agent's admin socket.
-    func writ(_ arguments: [String]) throws -> ProcessRunner.Result {
-        try ProcessRunner.run(try TestEnvironment.executable("writ"), arguments + ["--agent-admin-socket", adminSocket])
+    func writ(_ arguments: [String]) async throws -> ProcessRunner.Result {
+        try await ProcessRunner.run(try TestEnvironment.executable("writ"), arguments + ["--agent-admin-socket", adminSocket])
     }
 
     /// Runs the interop client (py-spiffe, grpcio, PyJWT) against the agent's socket.
     func client(_ arguments: [String]) async throws -> ProcessRunner.Result {
-        try await ProcessRunner.runDetached(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py")] + arguments)
+        try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py")] + arguments)
     }
 
     /// `GET` on the agent's HTTP listener.
-    func httpGet(_ path: String) throws -> (Int, String) {
-        try curlGet(ready["http_listen"] as? String ?? "", path)
+    func httpGet(_ path: String) async throws -> (Int, String) {
+        try await curlGet(ready["http_listen"] as? String ?? "", path)
     }
 
     /// Polls `condition` every 100 ms until it holds or `timeout` passes.

@@ -23,7 +23,7 @@ import WritTestSupport
         defer { Task { await agent.stop() } }
         #expect(agent.agentID.hasPrefix("spiffe://example.org/writ/agent/join_token/"), "\(agent.ready)")
         let id = "spiffe://example.org/svc/interop"
-        try AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
+        try await AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
 
         let out = try TemporaryDirectory(prefix: "writ-out")
         var fetched = ProcessRunner.Result(status: -1, stdout: "", stderr: "")
@@ -41,7 +41,7 @@ import WritTestSupport
         let blocks = chain.components(separatedBy: "-----END CERTIFICATE-----\n").filter { !$0.isEmpty }.map { $0 + "-----END CERTIFICATE-----\n" }
         try Data(blocks[0].utf8).write(to: out.file("leaf.pem"))
         try Data(blocks.dropFirst().joined().utf8).write(to: out.file("intermediates.pem"))
-        let verify = try ProcessRunner.run(try TestEnvironment.tool("openssl"),
+        let verify = try await ProcessRunner.run(try TestEnvironment.tool("openssl"),
                                            ["verify", "-x509_strict", "-CAfile", out.file("bundle.pem").path, "-untrusted", out.file("intermediates.pem").path, out.file("leaf.pem").path])
         #expect(verify.status == 0 && verify.stdout.contains(": OK"), "\(verify.summary)")
 
@@ -60,18 +60,18 @@ import WritTestSupport
         #expect(jsonObject(wrongAudience.stdout)["code"] as? String == "INVALID_ARGUMENT", "\(wrongAudience.summary)")
 
         // Operability: healthcheck, debug, metrics.
-        let health = try agent.writ(["agent", "healthcheck"])
+        let health = try await agent.writ(["agent", "healthcheck"])
         #expect(health.status == 0 && health.stdout.contains("healthy"), "\(health.summary)")
-        let debug = try agent.writ(["agent", "debug", "--output", "json"])
+        let debug = try await agent.writ(["agent", "debug", "--output", "json"])
         #expect(jsonObject(debug.stdout)["agent_id"] as? String == agent.agentID, "\(debug.summary)")
         #expect(jsonObject(debug.stdout)["svids"] as? Int == 1, "\(debug.summary)")
-        let (status, metrics) = try agent.httpGet("/metrics")
+        let (status, metrics) = try await agent.httpGet("/metrics")
         #expect(status == 200 && metrics.contains("writ_agent_svids_delivered_total"), "\(metrics)")
 
         // Keys stay on the node, in memory: the agent's files hold only its own key.
         let keyPEM = try String(contentsOf: out.file("svid.key"), encoding: .utf8)
         let workloadKey = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
-        let holders = try Self.filesHolding(key: workloadKey, under: [agent.directory.path, "/tmp"], changedSince: marker, excluding: out.path)
+        let holders = try await Self.filesHolding(key: workloadKey, under: [agent.directory.path, "/tmp"], changedSince: marker, excluding: out.path)
         #expect(holders.isEmpty, "a workload private key is on disk: \(holders)")
     }
 
@@ -103,7 +103,7 @@ import WritTestSupport
         // The renewed file is written before the counter moves: poll the metric briefly.
         var metrics = (0, "")
         let counted = try await AgentProcessHarness.eventually(.seconds(15)) {
-            metrics = try agent.httpGet("/metrics")
+            metrics = try await agent.httpGet("/metrics")
             return metrics.1.contains("writ_agent_agent_svid_renewals_total{result=\"ok\"}")
         }
         #expect(counted, "agent running: \(agent.isRunning); /metrics answered \(metrics.0):\n\(metrics.1)\nagent log:\n\(agent.agentLog)")
@@ -111,7 +111,7 @@ import WritTestSupport
         try await agent.restart()
         #expect(agent.agentLog.contains("using the stored agent SVID"), "\(agent.agentLog)")
         let id = "spiffe://example.org/svc/after-restart"
-        try AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
+        try await AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
         let out = try TemporaryDirectory(prefix: "writ-out")
         var fetched = ProcessRunner.Result(status: -1, stdout: "", stderr: "")
         let served = try await AgentProcessHarness.eventually(.seconds(30)) {
@@ -129,8 +129,8 @@ import WritTestSupport
         defer { Task { await server.stop() } }
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
-        let first = try AgentAPITests.entry(server, "spiffe://example.org/svc/first", parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
-        let second = try AgentAPITests.entry(server, "spiffe://example.org/svc/second", parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
+        let first = try await AgentAPITests.entry(server, "spiffe://example.org/svc/first", parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
+        let second = try await AgentAPITests.entry(server, "spiffe://example.org/svc/second", parent: agent.agentID, selector: "unix:uid:\(Self.uid)")
         let output = agent.directory.file("watch.jsonl")
         let watcher = try Self.spawn(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py"), "watch", agent.socket], stdout: output)
         defer { if watcher.isRunning { watcher.terminate() } }
@@ -141,12 +141,12 @@ import WritTestSupport
             lines().contains { Set($0["ids"] as? [String] ?? []) == ["spiffe://example.org/svc/first", "spiffe://example.org/svc/second"] }
         }
         #expect(both, "\(lines())\n\(agent.agentLog)")
-        #expect(try server.writ(["entry", "delete", "--entry-id", second]).status == 0)
+        #expect(try await server.writ(["entry", "delete", "--entry-id", second]).status == 0)
         let onlyFirst = try await AgentProcessHarness.eventually(.seconds(30)) {
             lines().last?["ids"] as? [String] == ["spiffe://example.org/svc/first"]
         }
         #expect(onlyFirst, "\(lines())")
-        #expect(try server.writ(["entry", "delete", "--entry-id", first]).status == 0)
+        #expect(try await server.writ(["entry", "delete", "--entry-id", first]).status == 0)
         let ended = try await AgentProcessHarness.eventually(.seconds(30)) {
             lines().last?["code"] as? String == "PERMISSION_DENIED"
         }
@@ -160,7 +160,7 @@ import WritTestSupport
         let server = try await ServerHarness.start(extraArguments: ["--listen", "127.0.0.1:\(port)"])
         let agent = try await AgentProcessHarness.start(server: server, extraArguments: ["--svid-wait", "2s"])
         defer { Task { await agent.stop() } }
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/short", parent: agent.agentID, selector: "unix:uid:\(Self.uid)", ["--x509-ttl", "20s"])
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/short", parent: agent.agentID, selector: "unix:uid:\(Self.uid)", ["--x509-ttl", "20s"])
         func code() async throws -> String {
             let raw = try await agent.client(["raw", agent.socket, "FetchX509SVID"])
             return jsonObject(raw.stdout)["code"] as? String ?? raw.summary
@@ -180,7 +180,7 @@ import WritTestSupport
         defer { Task { await restarted.stop() } }
         let back = try await AgentProcessHarness.eventually(.seconds(90)) { last = try await code(); return last == "OK" }
         #expect(back, "the agent did not resume once the server was back: \(last)\n\(agent.agentLog)")
-        let health = try agent.writ(["agent", "healthcheck"])
+        let health = try await agent.writ(["agent", "healthcheck"])
         #expect(health.status == 0, "\(health.summary)")
     }
 
@@ -189,9 +189,9 @@ import WritTestSupport
     /// Regular files (under 1 MiB) below `roots` changed since `since`, whose bytes or whose PEM
     /// blocks' decoded bytes hold `key`'s private scalar (found with find(1), which is quick on a
     /// busy /tmp).
-    static func filesHolding(key: P256.Signing.PrivateKey, under roots: [String], changedSince since: URL, excluding excluded: String) throws -> [String] {
+    static func filesHolding(key: P256.Signing.PrivateKey, under roots: [String], changedSince since: URL, excluding excluded: String) async throws -> [String] {
         let scalar = key.rawRepresentation
-        let listing = try ProcessRunner.run(try TestEnvironment.tool("find"), roots + ["-xdev", "-type", "f", "-size", "-1024k", "-newer", since.path])
+        let listing = try await ProcessRunner.run(try TestEnvironment.tool("find"), roots + ["-xdev", "-type", "f", "-size", "-1024k", "-newer", since.path])
         var found: [String] = []
         for path in listing.stdout.split(separator: "\n").map(String.init) where !path.hasPrefix(excluded) {
             guard let data = FileManager.default.contents(atPath: path) else { continue }
@@ -248,13 +248,13 @@ import WritTestSupport
         let writ = try TestEnvironment.executable("writ")
         let setpriv = try TestEnvironment.tool("setpriv")
         func fetchAsNobody(_ timeout: String) async throws -> ProcessRunner.Result {
-            try await ProcessRunner.runDetached(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", writ, "api", "fetch", "x509",
+            try await ProcessRunner.run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", writ, "api", "fetch", "x509",
                                                          "--socket", agent.socket, "--timeout", timeout, "--output", "json"])
         }
         let refused = try await fetchAsNobody("1s")
         #expect(refused.status == 5 && refused.stderr.contains("no identity issued"), "\(refused.summary)")
 
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/nobody", parent: agent.agentID, selector: "unix:uid:65534")
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/nobody", parent: agent.agentID, selector: "unix:uid:65534")
         let served = try await fetchAsNobody("30s")
         #expect(served.status == 0, "\(served.summary)\n\(agent.agentLog)")
         let ids = (jsonObject(served.stdout)["svids"] as? [[String: Any]] ?? []).compactMap { $0["spiffe_id"] as? String }
@@ -263,11 +263,11 @@ import WritTestSupport
         // unix:sha256 of the writ binary: root's writ gets it; root's python (another binary) does not.
         let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: writ))).map { String(format: "%02x", $0) }.joined()
         let byHash = "spiffe://example.org/svc/by-hash"
-        let created = try server.writ(["entry", "create", "--spiffe-id", byHash, "--parent-id", agent.agentID,
+        let created = try await server.writ(["entry", "create", "--spiffe-id", byHash, "--parent-id", agent.agentID,
                                        "--selector", "unix:uid:0", "--selector", "unix:sha256:\(digest)", "--output", "json"])
         #expect(created.status == 0, "\(created.summary)")
         let out = try TemporaryDirectory(prefix: "writ-api")
-        let mine = try await ProcessRunner.runDetached(writ, ["api", "fetch", "x509", "--socket", agent.socket, "--timeout", "30s", "--write", out.path, "--output", "json"])
+        let mine = try await ProcessRunner.run(writ, ["api", "fetch", "x509", "--socket", agent.socket, "--timeout", "30s", "--write", out.path, "--output", "json"])
         #expect(mine.status == 0, "\(mine.summary)")
         #expect((jsonObject(mine.stdout)["svids"] as? [[String: Any]])?.first?["spiffe_id"] as? String == byHash, "\(mine.summary)")
         let python = try await agent.client(["raw", agent.socket, "FetchX509SVID"])
@@ -277,7 +277,7 @@ import WritTestSupport
         let keyMode = (try FileManager.default.attributesOfItem(atPath: out.file("svid.0.key").path)[.posixPermissions] as? Int) ?? -1
         #expect(keyMode == 0o600, "svid.0.key has mode \(String(keyMode, radix: 8))")
         let openssl = try TestEnvironment.tool("openssl")
-        let verify = try ProcessRunner.run(openssl, ["verify", "-x509_strict", "-CAfile", out.file("bundle.0.pem").path,
+        let verify = try await ProcessRunner.run(openssl, ["verify", "-x509_strict", "-CAfile", out.file("bundle.0.pem").path,
                                                      "-untrusted", out.file("svid.0.pem").path, out.file("svid.0.pem").path])
         #expect(verify.status == 0, "\(verify.summary)")
         let port = try AgentProcessTests.freePort()
@@ -291,7 +291,7 @@ import WritTestSupport
         defer { if tlsServer.isRunning { tlsServer.terminate() } }
         var handshake = ProcessRunner.Result(status: -1, stdout: "", stderr: "")
         let accepted = try await AgentProcessHarness.eventually(.seconds(15)) {
-            handshake = try ProcessRunner.run(openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-cert", out.file("svid.0.pem").path,
+            handshake = try await ProcessRunner.run(openssl, ["s_client", "-connect", "127.0.0.1:\(port)", "-cert", out.file("svid.0.pem").path,
                                                         "-key", out.file("svid.0.key").path, "-CAfile", out.file("bundle.0.pem").path,
                                                         "-verify_return_error", "-brief"], stdin: Data())
             return handshake.status == 0

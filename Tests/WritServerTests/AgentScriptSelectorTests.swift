@@ -16,7 +16,7 @@ import WritTestSupport
     /// Runs an interpreter with a clean environment (plus `extra`), as an agent would be started.
     static func run(_ arguments: [String], extra: [String: String] = [:]) async throws -> [String: Any] {
         let environment = ["PATH=/usr/bin:/bin", "HOME=/tmp"] + extra.map { "\($0.key)=\($0.value)" }
-        let result = try await ProcessRunner.runDetached("/usr/bin/env", ["-i"] + environment + arguments)
+        let result = try await ProcessRunner.run("/usr/bin/env", ["-i"] + environment + arguments)
         let object = jsonObject(result.stdout.split(separator: "\n").last.map(String.init) ?? "")
         if object.isEmpty { throw TestFailure("no answer from \(arguments): \(result.summary)") }
         return object
@@ -33,9 +33,9 @@ import WritTestSupport
         try original.write(to: script)
         try Data(contentsOf: URL(fileURLWithPath: TestEnvironment.interopScript("script_agent.js"))).write(to: nodeScript)
         try Data("// loaded before the agent script\n".utf8).write(to: evil)
-        try AgentAPITests.entry(server, "spiffe://example.org/agents/python", parent: agent.agentID, selector: "unix:uid:\(geteuid())",
+        try await AgentAPITests.entry(server, "spiffe://example.org/agents/python", parent: agent.agentID, selector: "unix:uid:\(geteuid())",
                                 ["--selector", "unix:script_sha256:\(try Self.sha256(script))"])
-        try AgentAPITests.entry(server, "spiffe://example.org/agents/node", parent: agent.agentID, selector: "unix:uid:\(geteuid())",
+        try await AgentAPITests.entry(server, "spiffe://example.org/agents/node", parent: agent.agentID, selector: "unix:uid:\(geteuid())",
                                 ["--selector", "unix:script_sha256:\(try Self.sha256(nodeScript))"])
         let python = try TestEnvironment.interopPython()
         let node = try TestEnvironment.tool("node")
@@ -72,7 +72,7 @@ import WritTestSupport
         async let swapped = Self.run([python, script.path, agent.socket, go.path])
         try await Task.sleep(for: .milliseconds(500))
         try original.write(to: script)
-        let touch = try ProcessRunner.run(try TestEnvironment.tool("touch"), ["-m", "-d", "2 hours ago", script.path])
+        let touch = try await ProcessRunner.run(try TestEnvironment.tool("touch"), ["-m", "-d", "2 hours ago", script.path])
         #expect(touch.status == 0, "\(touch.summary)")
         #expect(try Self.sha256(script) == SHA256.hash(data: original).map { String(format: "%02x", $0) }.joined())
         _ = FileManager.default.createFile(atPath: go.path, contents: nil)

@@ -17,8 +17,8 @@ import WritTestSupport
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
         let serverID = "spiffe://example.org/svc/tls-server", clientID = "spiffe://example.org/svc/tls-client"
-        try AgentAPITests.entry(server, serverID, parent: agent.agentID, selector: "unix:uid:0", ["--x509-ttl", "20s"])
-        try AgentAPITests.entry(server, clientID, parent: agent.agentID, selector: "unix:uid:65534")
+        try await AgentAPITests.entry(server, serverID, parent: agent.agentID, selector: "unix:uid:0", ["--x509-ttl", "20s"])
+        try await AgentAPITests.entry(server, clientID, parent: agent.agentID, selector: "unix:uid:65534")
         let tool = try TestEnvironment.executable("writ-test-mtls")
         let setpriv = try TestEnvironment.tool("setpriv")
         let asNobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", tool]
@@ -33,7 +33,7 @@ import WritTestSupport
         }, "the TLS server did not start: \(AgentWorkloadTests.lines(output))")
 
         func connect(_ prefix: [String], expect: String) async throws -> [String: Any] {
-            let result = try await ProcessRunner.runDetached(prefix[0], Array(prefix.dropFirst()) + ["connect", "--socket", agent.socket, "--port", String(port), "--expect", expect])
+            let result = try await ProcessRunner.run(prefix[0], Array(prefix.dropFirst()) + ["connect", "--socket", agent.socket, "--port", String(port), "--expect", expect])
             return jsonObject(result.stdout.split(separator: "\n").last.map(String.init) ?? "")
         }
         let first = try await connect(asNobody, expect: serverID)
@@ -59,14 +59,14 @@ import WritTestSupport
         // openssl s_client with the files `writ api fetch x509 --write` leaves for the client.
         let files = try TemporaryDirectory(prefix: "writ-tls-files")
         _ = chmod(files.path, 0o777)
-        let fetched = try await ProcessRunner.runDetached(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", try TestEnvironment.executable("writ"),
+        let fetched = try await ProcessRunner.run(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", try TestEnvironment.executable("writ"),
                                                                    "api", "fetch", "x509", "--socket", agent.socket, "--write", files.path])
         #expect(fetched.status == 0, "\(fetched.summary)")
         // s_client sends `-cert` (the leaf) and `-cert_chain` (the intermediates after it).
         let pem = try String(contentsOf: files.file("svid.0.pem"), encoding: .utf8)
         let blocks = pem.components(separatedBy: "-----END CERTIFICATE-----\n").filter { !$0.isEmpty }.map { $0 + "-----END CERTIFICATE-----\n" }
         try Data(blocks.dropFirst().joined().utf8).write(to: files.file("intermediates.pem"))
-        let openssl = try await ProcessRunner.runDetached(try TestEnvironment.tool("openssl"), [
+        let openssl = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), [
             "s_client", "-connect", "127.0.0.1:\(port)", "-cert", files.file("svid.0.pem").path, "-cert_chain", files.file("intermediates.pem").path, "-key", files.file("svid.0.key").path,
             "-CAfile", files.file("bundle.0.pem").path, "-verify_return_error", "-quiet"], stdin: Data())
         #expect(openssl.stdout.contains("\"peer\":\"\(clientID)\""), "the Swift server must accept openssl with the written files: \(openssl.summary)")

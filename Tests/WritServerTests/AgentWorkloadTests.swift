@@ -22,7 +22,7 @@ import WritTestSupport
         defer { Task { await server.stop() } }
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/rotating", parent: agent.agentID, selector: "unix:uid:\(geteuid())", ["--x509-ttl", "20s"])
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/rotating", parent: agent.agentID, selector: "unix:uid:\(geteuid())", ["--x509-ttl", "20s"])
         let python = agent.directory.file("python-watch.jsonl"), swift = agent.directory.file("swift-watch.jsonl"), bundles = agent.directory.file("bundles.jsonl")
         let py = try AgentProcessTests.spawn(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py"), "watch", agent.socket], stdout: python)
         let sdk = try AgentProcessTests.spawn(try TestEnvironment.executable("writ"), ["api", "watch", "--socket", agent.socket, "--timeout", "30s"], stdout: swift)
@@ -65,10 +65,10 @@ import WritTestSupport
         func digests(_ kind: String) -> [String] { Self.lines(bundles).filter { $0["kind"] as? String == kind }.compactMap { $0["digest"] as? String } }
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { !digests("x509").isEmpty && !digests("jwt").isEmpty }, "\(Self.lines(bundles))")
         let (x509Before, jwtBefore) = (digests("x509").count, digests("jwt").count)
-        let prepared = try server.writ(["authority", "x509", "prepare", "--kind", "root"])
+        let prepared = try await server.writ(["authority", "x509", "prepare", "--kind", "root"])
         #expect(prepared.status == 0, "\(prepared.summary)")
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { digests("x509").count > x509Before }, "a prepared root must reach X.509 bundle streams: \(Self.lines(bundles))")
-        #expect(try server.writ(["authority", "jwt", "prepare"]).status == 0)
+        #expect(try await server.writ(["authority", "jwt", "prepare"]).status == 0)
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { digests("jwt").count > jwtBefore }, "a prepared JWT key must reach JWT bundle streams: \(Self.lines(bundles))")
     }
 
@@ -80,11 +80,11 @@ import WritTestSupport
         defer { Task { await server.stop() } }
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/root-python", parent: agent.agentID, selector: "unix:uid:0")
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/nobody-writ", parent: agent.agentID, selector: "unix:uid:65534")
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/root-python", parent: agent.agentID, selector: "unix:uid:0")
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/nobody-writ", parent: agent.agentID, selector: "unix:uid:65534")
         let writ = try TestEnvironment.executable("writ")
         async let python = agent.client(["fetch-loop", agent.socket, "100"])
-        async let nobody = ProcessRunner.runDetached(try TestEnvironment.tool("setpriv"), [
+        async let nobody = ProcessRunner.run(try TestEnvironment.tool("setpriv"), [
             "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/bash", "-c",
             "for i in $(seq 100); do \"$0\" api fetch x509 --socket \"$1\" --timeout 30s --output json || exit 1; done", writ, agent.socket])
         let (pythonResult, nobodyResult) = try await (python, nobody)
@@ -103,17 +103,17 @@ import WritTestSupport
         defer { Task { await server.stop() } }
         let agent = try await AgentProcessHarness.start(server: server, environment: ["WRIT_TEST_ATTESTATION_DELAY_MS": "1500"])
         defer { Task { await agent.stop() } }
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/vanishing", parent: agent.agentID, selector: "unix:uid:\(geteuid())")
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/vanishing", parent: agent.agentID, selector: "unix:uid:\(geteuid())")
         let delivered = "writ_agent_svids_delivered_total"
         let races = "writ_agent_workload_attestation_races_total"
-        let before = (try agent.metric(delivered), try agent.metric(races))
+        let before = (try await agent.metric(delivered), try await agent.metric(races))
         let vanished = try await agent.client(["vanish", agent.socket, "0.3"])
         #expect(vanished.status == 0, "\(vanished.summary)")
-        let counted = try await AgentProcessHarness.eventually(.seconds(15)) { try agent.metric(races) > before.1 }
-        let metricsText = (try? agent.httpGet("/metrics").1) ?? ""
+        let counted = try await AgentProcessHarness.eventually(.seconds(15)) { try await agent.metric(races) > before.1 }
+        let metricsText = (try? await agent.httpGet("/metrics").1) ?? ""
         #expect(counted, "the race was not counted:\n\(metricsText)")
-        #expect(try agent.metric("writ_agent_workload_api_calls_total{method=\"FetchX509SVID\",outcome=\"unauthenticated\"}") >= 1)
-        #expect(try agent.metric(delivered) == before.0, "an SVID was delivered to a vanished caller")
+        #expect(try await agent.metric("writ_agent_workload_api_calls_total{method=\"FetchX509SVID\",outcome=\"unauthenticated\"}") >= 1)
+        #expect(try await agent.metric(delivered) == before.0, "an SVID was delivered to a vanished caller")
     }
 
     /// Garbage on the socket, requests without the security header, and 1,000 clients (waves
@@ -124,7 +124,7 @@ import WritTestSupport
         defer { Task { await server.stop() } }
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
-        try AgentAPITests.entry(server, "spiffe://example.org/svc/steady", parent: agent.agentID, selector: "unix:uid:\(geteuid())")
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/steady", parent: agent.agentID, selector: "unix:uid:\(geteuid())")
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { try await agent.client(["fetch-loop", agent.socket, "1"]).status == 0 })
         let baseline = agent.openFiles
 
@@ -162,7 +162,7 @@ import WritTestSupport
         let settled = try await AgentProcessHarness.eventually(.seconds(30)) { now = agent.openFiles; return now <= baseline + 2 }
         #expect(settled, "open files: \(baseline) before, \(now) after 1,000 vanished clients")
         print("agent open files: \(baseline) before, \(now) after 1,000 vanished clients")
-        #expect(try agent.writ(["agent", "healthcheck"]).status == 0)
+        #expect(try await agent.writ(["agent", "healthcheck"]).status == 0)
     }
 
     /// Server reflection on the Workload API socket, driven by grpcio-reflection and a generic
@@ -177,10 +177,10 @@ import WritTestSupport
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
         let id = "spiffe://example.org/svc/reflected"
-        try AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(geteuid())")
+        try await AgentAPITests.entry(server, id, parent: agent.agentID, selector: "unix:uid:\(geteuid())")
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { try await agent.client(["fetch-loop", agent.socket, "1"]).status == 0 })
 
-        let run = try await ProcessRunner.runDetached(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("reflection_client.py"), agent.socket])
+        let run = try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("reflection_client.py"), agent.socket])
         try #require(run.status == 0, "\(run.summary)")
         let seen = jsonObject(run.stdout)
         #expect(seen["services"] as? [String] == ["SpiffeWorkloadAPI", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"], "\(run.stdout)")

@@ -15,8 +15,8 @@ import X509
 /// acknowledged event.
 @Suite struct AuditScenarioTests {
     /// The events as the API holds them: index, exact body, and the body parsed.
-    static func events(_ server: ServerHarness, from: Int = 0) throws -> [(index: Int, body: String, event: [String: Any])] {
-        let (status, text) = try server.curl("GET", "/v1/audit/events?from=\(from)&limit=10000")
+    static func events(_ server: ServerHarness, from: Int = 0) async throws -> [(index: Int, body: String, event: [String: Any])] {
+        let (status, text) = try await server.curl("GET", "/v1/audit/events?from=\(from)&limit=10000")
         guard status == 200 else { throw TestFailure("GET /v1/audit/events: \(status) \(text)") }
         let items = jsonObject(text)["events"] as? [[String: Any]] ?? []
         return items.map { item in
@@ -34,7 +34,7 @@ import X509
         var last = ""
         while true {
             let late = ContinuousClock.now >= deadline
-            let run = try server.writ(["audit", "checkpoint", "--output", "json"])
+            let run = try await server.writ(["audit", "checkpoint", "--output", "json"])
             let object = jsonObject(run.stdout)
             if run.status == 0, (object["size"] as? Int ?? -1) >= size { return object }
             last = run.summary
@@ -45,8 +45,8 @@ import X509
     }
 
     /// The server's log verifier key, as `writ audit keys` lists it.
-    static func logKey(_ server: ServerHarness) throws -> String {
-        let run = try server.writ(["audit", "keys", "--output", "json"])
+    static func logKey(_ server: ServerHarness) async throws -> String {
+        let run = try await server.writ(["audit", "keys", "--output", "json"])
         let keys = jsonObject(run.stdout)["keys"] as? [[String: Any]] ?? []
         guard run.status == 0, let key = keys.first?["verifier_key"] as? String else { throw TestFailure("writ audit keys: \(run.summary)") }
         return key
@@ -61,16 +61,16 @@ import X509
     @Test func aFullScenarioLeavesExactlyTheExpectedEventsAndVerifies() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        let start = try Self.events(server).count
+        let start = try await Self.events(server).count
         let uid = Int(getuid())
 
-        let token = try AgentAPITests.token(server)
-        var agent = try TestAgent(server: server)
+        let token = try await AgentAPITests.token(server)
+        var agent = try await TestAgent(server: server)
         try await agent.attest(joinToken: token.secret)
-        var intruder = try TestAgent(server: server)
+        var intruder = try await TestAgent(server: server)
         let forged = String(repeating: "f", count: 64)
         #expect(await rpcCode { try await intruder.attest(joinToken: forged) } == .permissionDenied)
-        let created = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/billing", "--parent-id", agent.id,
+        let created = try await server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/billing", "--parent-id", agent.id,
                                        "--selector", "unix:uid:1000", "--output", "json"])
         let entry = (jsonObject(created.stdout)["results"] as? [[String: Any]])?.first?["entry"] as? [String: Any] ?? [:]
         let entryID = try #require(entry["id"] as? String, "\(created.summary)")
@@ -81,11 +81,11 @@ import X509
         let jwt = try await agent.jwtSVID(entryID, audience: ["https://billing.example.org"])
         let jwtPayload = try #require(base64URLDecode(String(jwt.token.split(separator: ".")[1])))
         let jwtClaims = try #require(try JSONSerialization.jsonObject(with: jwtPayload) as? [String: Any])
-        let updated = try server.writ(["entry", "update", "--entry-id", entryID, "--revision", String(revision), "--owner", "team-b"])
+        let updated = try await server.writ(["entry", "update", "--entry-id", entryID, "--revision", String(revision), "--owner", "team-b"])
         #expect(updated.status == 0, "\(updated.summary)")
 
         // Exactly these events, in this order, with these actors and targets.
-        let events = Array(try Self.events(server).dropFirst(start))
+        let events = Array(try await Self.events(server).dropFirst(start))
         let summary = events.map { "\($0.event["type"] ?? "?") \(Self.member($0.event, "outcome") ?? "?")" }
         #expect(summary == ["token.generate allowed", "node.attest allowed", "node.attest denied", "entry.create allowed",
                             "svid.x509.issue allowed", "svid.jwt.issue allowed", "entry.update allowed"], "\(summary)")
@@ -113,22 +113,22 @@ import X509
 
         // Every event is valid against the published JSON Schema and in canonical form (Python).
         let directory = try TemporaryDirectory(prefix: "writ-audit-scenario")
-        let all = try Self.events(server)
+        let all = try await Self.events(server)
         try all.map { Data($0.body.utf8).base64EncodedString() + "\n" }.joined().write(to: directory.file("events.txt"), atomically: true, encoding: .utf8)
-        let schema = try ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("audit_event_check.py"),
+        let schema = try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("audit_event_check.py"),
                                                                                 TestEnvironment.packageRoot.appendingPathComponent("docs/audit-event.v1.schema.json").path,
                                                                                 directory.file("events.txt").path])
         #expect(schema.status == 0 && schema.stdout.contains("\"problems\": 0"), "\(schema.summary)")
 
         // Search and tail find them by type, actor, target and time; lines carry their index.
-        let bySearch = try server.writ(["audit", "search", "--type", "svid.*", "--actor", agent.id, "--since", "10m"])
+        let bySearch = try await server.writ(["audit", "search", "--type", "svid.*", "--actor", agent.id, "--since", "10m"])
         let found = bySearch.stdout.split(separator: "\n").map { jsonObject(String($0)) }
         #expect(bySearch.status == 0 && found.map { $0["index"] as? Int } == [start + 4, start + 5], "\(bySearch.summary)")
-        let byTarget = try server.writ(["audit", "search", "--target", "entry:\(entryID)"])
+        let byTarget = try await server.writ(["audit", "search", "--target", "entry:\(entryID)"])
         #expect(byTarget.stdout.split(separator: "\n").count == 2, "\(byTarget.summary)")
-        #expect(try server.writ(["audit", "search", "--type", "svid.*", "--until", "1h"]).stdout.isEmpty, "nothing is older than an hour")
-        #expect(try server.writ(["audit", "search", "--since", "yesterday"]).status == 64)
-        let tail = try server.writ(["audit", "tail", "--from", String(start + 5)])
+        #expect(try await server.writ(["audit", "search", "--type", "svid.*", "--until", "1h"]).stdout.isEmpty, "nothing is older than an hour")
+        #expect(try await server.writ(["audit", "search", "--since", "yesterday"]).status == 64)
+        let tail = try await server.writ(["audit", "tail", "--from", String(start + 5)])
         let tailed = tail.stdout.split(separator: "\n").map { jsonObject(String($0)) }
         #expect(tailed.map { $0["index"] as? Int } == [start + 5, start + 6] && (tailed.first?["event"] as? [String: Any])?["type"] as? String == "svid.jwt.issue",
                 "\(tail.summary)")
@@ -136,17 +136,17 @@ import X509
         // Verification: online, first trusting the server's keys (and saying so), then with the key.
         let total = all.count
         let signed = try await Self.checkpoint(server, covering: total)
-        let key = try Self.logKey(server)
-        let trusting = try server.writ(["audit", "verify"])
+        let key = try await Self.logKey(server)
+        let trusting = try await server.writ(["audit", "verify"])
         #expect(trusting.status == 0 && trusting.stderr.contains("trusting the 1 log key(s) the server itself lists"), "\(trusting.summary)")
-        let withKey = try server.writ(["audit", "verify", "--log-key", key])
+        let withKey = try await server.writ(["audit", "verify", "--log-key", key])
         #expect(withKey.status == 0 && withKey.stdout.contains("audit log verified: \(total) events") && !withKey.stderr.contains("warning"), "\(withKey.summary)")
         let wrongKey = try NoteSigner(name: "example.org/writ/audit", privateKey: Curve25519.Signing.PrivateKey()).verifier.encoded
-        let refused = try server.writ(["audit", "verify", "--log-key", wrongKey])
+        let refused = try await server.writ(["audit", "verify", "--log-key", wrongKey])
         #expect(refused.status == 2 && refused.stderr.contains("does not verify"), "\(refused.summary)")
 
         // Prometheus: the log's size and the group-commit counters.
-        let (metricsStatus, metricsText) = try server.httpGet("/metrics")
+        let (metricsStatus, metricsText) = try await server.httpGet("/metrics")
         #expect(metricsStatus == 200 && metricsText.contains("writ_audit_log_size \(total)"), "\(metricsText.split(separator: "\n").filter { $0.contains("audit") })")
         let committed = metricsText.split(separator: "\n").first { $0.hasPrefix("writ_audit_group_commit_events_total ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
         #expect((committed ?? 0) >= 3, "node.attest (refused), svid.x509.issue and svid.jwt.issue went through group commit: \(String(describing: committed))")
@@ -154,19 +154,19 @@ import X509
         // Offline, from an export and a saved checkpoint.
         let note = signed["note"] as? String ?? ""
         try note.write(to: directory.file("cp.txt"), atomically: true, encoding: .utf8)
-        let exported = try server.writ(["audit", "export", "--from", "0", "--to", String(signed["size"] as? Int ?? 0), "--out", directory.file("log.jsonl").path])
+        let exported = try await server.writ(["audit", "export", "--from", "0", "--to", String(signed["size"] as? Int ?? 0), "--out", directory.file("log.jsonl").path])
         #expect(exported.status == 0, "\(exported.summary)")
-        let offline = try ProcessRunner.run(try TestEnvironment.executable("writ"), ["audit", "verify", "--export", directory.file("log.jsonl").path,
+        let offline = try await ProcessRunner.run(try TestEnvironment.executable("writ"), ["audit", "verify", "--export", directory.file("log.jsonl").path,
                                                                                    "--checkpoint", directory.file("cp.txt").path, "--log-key", key])
         #expect(offline.status == 0 && offline.stdout.contains("checkpoints held: 1"), "\(offline.summary)")
-        let noKey = try ProcessRunner.run(try TestEnvironment.executable("writ"), ["audit", "verify", "--export", directory.file("log.jsonl").path,
+        let noKey = try await ProcessRunner.run(try TestEnvironment.executable("writ"), ["audit", "verify", "--export", directory.file("log.jsonl").path,
                                                                                  "--checkpoint", directory.file("cp.txt").path], environment: ["WRIT_AUDIT_LOG_KEY": ""])
         #expect(noKey.status == 64 && noKey.stderr.contains("--log-key"), "\(noKey.summary)")
 
         // Proofs from the CLI, and the checkpoint, agree with the independent Python verifier.
         let size = signed["size"] as? Int ?? 0
-        let inclusion = jsonObject(try server.writ(["audit", "proof", "inclusion", "--index", String(start + 4)]).stdout)
-        let consistency = jsonObject(try server.writ(["audit", "proof", "consistency", "--from", String(start + 2)]).stdout)
+        let inclusion = jsonObject(try await server.writ(["audit", "proof", "inclusion", "--index", String(start + 4)]).stdout)
+        let consistency = jsonObject(try await server.writ(["audit", "proof", "consistency", "--from", String(start + 2)]).stdout)
         #expect(inclusion["tree_size"] as? Int == size && consistency["new_size"] as? Int == size, "\(inclusion) \(consistency)")
         let cases: [String: Any] = [
             "trees": [[
@@ -178,9 +178,9 @@ import X509
             "checkpoint": ["note": note, "verifier": key],
         ]
         try JSONSerialization.data(withJSONObject: cases).write(to: directory.file("cases.json"))
-        let python = try ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("merkle_check.py"), directory.file("cases.json").path])
+        let python = try await ProcessRunner.run(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("merkle_check.py"), directory.file("cases.json").path])
         #expect(python.status == 0 && python.stdout.contains("\"agree\": true"), "\(python.summary)")
-        #expect(try server.writ(["audit", "proof", "inclusion", "--index", String(size + 5)]).status == 1)
+        #expect(try await server.writ(["audit", "proof", "inclusion", "--index", String(size + 5)]).status == 1)
     }
 
     /// With the audit insert failing, operations fail and leave nothing: no entry, no token,
@@ -190,35 +190,35 @@ import X509
         let fault = directory.file("fail-audit").path
         let server = try await ServerHarness.start(environment: ["WRIT_TEST_AUDIT_FAULT_FILE": fault])
         defer { Task { await server.stop() } }
-        let token = try AgentAPITests.token(server)
-        var agent = try TestAgent(server: server)
+        let token = try await AgentAPITests.token(server)
+        var agent = try await TestAgent(server: server)
         try await agent.attest(joinToken: token.secret)
-        let entryID = try AgentAPITests.entry(server, "spiffe://example.org/kept", parent: agent.id)
+        let entryID = try await AgentAPITests.entry(server, "spiffe://example.org/kept", parent: agent.id)
         _ = try await agent.sync { $0.last?.complete == true }
-        let before = try Self.events(server).count
+        let before = try await Self.events(server).count
 
         FileManager.default.createFile(atPath: fault, contents: nil)
-        let doomed = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/doomed", "--parent-id", agent.id, "--selector", "unix:uid:7"])
+        let doomed = try await server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/doomed", "--parent-id", agent.id, "--selector", "unix:uid:7"])
         #expect(doomed.status != 0, "\(doomed.summary)")
-        let listed = try server.writ(["entry", "list", "--spiffe-id", "spiffe://example.org/doomed", "--output", "json"])
+        let listed = try await server.writ(["entry", "list", "--spiffe-id", "spiffe://example.org/doomed", "--output", "json"])
         #expect((jsonObject(listed.stdout)["entries"] as? [Any])?.isEmpty == true, "the failed create left its entry: \(listed.summary)")
-        let noToken = try server.writ(["token", "generate", "--output", "json"])
+        let noToken = try await server.writ(["token", "generate", "--output", "json"])
         #expect(noToken.status != 0 && !noToken.stdout.contains("token"), "\(noToken.summary)")
         #expect(await rpcCode { _ = try await agent.x509SVIDs([entryID]) } == .unavailable, "no X.509-SVID without its event")
         #expect(await rpcCode { _ = try await agent.jwtSVID(entryID) } == .unavailable, "no JWT-SVID without its event")
         let backupPath = directory.file("unlogged-backup.sqlite3").path
-        let backup = try server.writ(["datastore", "backup", backupPath])
+        let backup = try await server.writ(["datastore", "backup", backupPath])
         #expect(backup.status != 0 && backup.stderr.contains("audit log"), "\(backup.summary)")
         #expect(!FileManager.default.fileExists(atPath: backupPath), "a backup the log could not record was left behind")
-        let denied = try server.writ(["audit", "verify"])
+        let denied = try await server.writ(["audit", "verify"])
         #expect(denied.status == 0, "a log that refused events still verifies: \(denied.summary)")
-        #expect(try Self.events(server).count == before, "no event of a failed operation was stored")
+        #expect(try await Self.events(server).count == before, "no event of a failed operation was stored")
 
         try FileManager.default.removeItem(atPath: fault)
         let x509 = try await agent.x509SVIDs([entryID])
         #expect(x509.first?.svidChain.isEmpty == false, "\(x509)")
-        #expect(try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/doomed", "--parent-id", agent.id, "--selector", "unix:uid:7"]).status == 0)
-        #expect(try Self.events(server).dropFirst(before).map { $0.event["type"] as? String ?? "" } == ["svid.x509.issue", "entry.create"])
+        #expect(try await server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/doomed", "--parent-id", agent.id, "--selector", "unix:uid:7"]).status == 0)
+        #expect(try await Self.events(server).dropFirst(before).map { $0.event["type"] as? String ?? "" } == ["svid.x509.issue", "entry.create"])
     }
 
     /// SIGKILL in the middle of a burst of SVID issuance: after a restart the log verifies, and
@@ -237,10 +237,10 @@ import X509
         }
         defer { Task { await restarted.stop() } }
         #expect(acknowledged.count >= 200, "the burst issued only \(acknowledged.count) JWT-SVIDs before the kill")
-        let key = try Self.logKey(restarted)
-        let verified = try restarted.writ(["audit", "verify", "--log-key", key])
+        let key = try await Self.logKey(restarted)
+        let verified = try await restarted.writ(["audit", "verify", "--log-key", key])
         #expect(verified.status == 0, "\(verified.summary)")
-        let logged = Set(try Self.events(restarted).compactMap { Self.member($0.event, "details", "jti") as? String })
+        let logged = Set(try await Self.events(restarted).compactMap { Self.member($0.event, "details", "jti") as? String })
         let lost = acknowledged.filter { !logged.contains($0) }
         #expect(lost.isEmpty, "\(lost.count) of \(acknowledged.count) acknowledged JWT-SVIDs have no event after the crash")
         print("AuditScenarioTests(\(backend)): \(acknowledged.count) JWT-SVIDs acknowledged before SIGKILL, all with their event; the log of \(logged.count) JWT issue events verifies")
@@ -250,10 +250,10 @@ import X509
     /// (however slow a loaded machine makes that), plus a random 0–300 ms so the kill lands
     /// anywhere in a batch; returns the `jti` of every one handed out.
     static func burstUntilKilled(_ server: ServerHarness) async throws -> [String] {
-        let token = try AgentAPITests.token(server)
-        var agent = try TestAgent(server: server)
+        let token = try await AgentAPITests.token(server)
+        var agent = try await TestAgent(server: server)
         try await agent.attest(joinToken: token.secret)
-        let entryID = try AgentAPITests.entry(server, "spiffe://example.org/burst", parent: agent.id)
+        let entryID = try await AgentAPITests.entry(server, "spiffe://example.org/burst", parent: agent.id)
         _ = try await agent.sync { $0.last?.complete == true }
         let minter = agent
         let burst = Burst()

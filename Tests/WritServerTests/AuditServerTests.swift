@@ -13,16 +13,16 @@ import WritTestSupport
     @Test func entryChangesThroughTheCLIAreAuditedAndCheckpointed() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        let created = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/audited", "--parent-id", "spiffe://example.org/writ/agent/join_token/t",
+        let created = try await server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/audited", "--parent-id", "spiffe://example.org/writ/agent/join_token/t",
                                        "--selector", "unix:uid:1000", "--output", "json"])
         #expect(created.status == 0, "\(created.summary)")
         let entry = (jsonObject(created.stdout)["results"] as? [[String: Any]])?.first?["entry"] as? [String: Any] ?? [:]
         let id = try #require(entry["id"] as? String, "\(created.summary)")
         let revision = try #require(entry["revision"] as? Int)
-        #expect(try server.writ(["entry", "update", "--entry-id", id, "--revision", String(revision), "--owner", "team-b"]).status == 0)
+        #expect(try await server.writ(["entry", "update", "--entry-id", id, "--revision", String(revision), "--owner", "team-b"]).status == 0)
         // A refused change (a stale revision) leaves no event.
-        #expect(try server.writ(["entry", "update", "--entry-id", id, "--revision", String(revision), "--owner", "team-c"]).status == 4)
-        #expect(try server.writ(["entry", "delete", "--entry-id", id]).status == 0)
+        #expect(try await server.writ(["entry", "update", "--entry-id", id, "--revision", String(revision), "--owner", "team-c"]).status == 4)
+        #expect(try await server.writ(["entry", "delete", "--entry-id", id]).status == 0)
 
         let keyMode = (try FileManager.default.attributesOfItem(atPath: server.dataDir + "/audit-log.key")[.posixPermissions] as? Int) ?? -1
         #expect(keyMode == 0o600, "the log key file has mode \(String(keyMode, radix: 8))")
@@ -67,17 +67,17 @@ import WritTestSupport
     @Test func aRotatedLogKeyStaysListedAndItsCheckpointsKeepVerifying() async throws {
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
-        func create(_ path: String, on server: ServerHarness) throws {
-            let run = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org\(path)", "--parent-id",
+        func create(_ path: String, on server: ServerHarness) async throws {
+            let run = try await server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org\(path)", "--parent-id",
                                        "spiffe://example.org/writ/agent/join_token/t", "--selector", "unix:uid:1000"])
             #expect(run.status == 0, "\(run.summary)")
         }
-        func keys(_ server: ServerHarness) throws -> [String] {
-            let run = try server.writ(["audit", "keys", "--output", "json"])
+        func keys(_ server: ServerHarness) async throws -> [String] {
+            let run = try await server.writ(["audit", "keys", "--output", "json"])
             return (jsonObject(run.stdout)["keys"] as? [[String: Any]] ?? []).compactMap { $0["verifier_key"] as? String }
         }
-        try create("/before-rotation", on: server)
-        let oldKeys = try keys(server)
+        try await create("/before-rotation", on: server)
+        let oldKeys = try await keys(server)
         #expect(oldKeys.count == 1, "\(oldKeys)")
         await server.stop()  // signs a final checkpoint with the old key
         let saved = server.directory.file("old-checkpoint.txt").path
@@ -87,11 +87,11 @@ import WritTestSupport
         let restarted = try await server.restart()
         defer { Task { await restarted.stop() } }
         // The restart signs a checkpoint with the new key at once.
-        let checkpoints = try restarted.writ(["audit", "checkpoint"])
+        let checkpoints = try await restarted.writ(["audit", "checkpoint"])
         #expect(checkpoints.status == 0, "\(checkpoints.summary)")
-        let newKeys = try keys(restarted)
+        let newKeys = try await keys(restarted)
         #expect(newKeys.count == 2 && newKeys.contains(oldKeys[0]), "the retired key is no longer listed: \(newKeys)")
-        try create("/after-rotation", on: restarted)
+        try await create("/after-rotation", on: restarted)
 
         // Witness the log with a checkpoint signed by the retired key: write it from the
         // datastore's own list (the newest checkpoint the old key signed).
@@ -102,9 +102,9 @@ import WritTestSupport
         let byOldKey = try await store.auditCheckpoints(limit: 100).first { (try? Checkpoint.open($0.note, verifiers: [oldVerifier], origin: "example.org/writ/audit")) != nil }
         let note = try #require(byOldKey?.note, "no stored checkpoint was signed with the retired key")
         try note.write(toFile: saved, atomically: true, encoding: .utf8)
-        let verified = try restarted.writ(["audit", "verify", "--checkpoint-file", saved])
+        let verified = try await restarted.writ(["audit", "verify", "--checkpoint-file", saved])
         #expect(verified.status == 0, "\(verified.summary)")
-        let withBothKeys = try restarted.writ(["audit", "verify", "--checkpoint-file", saved, "--log-key", oldKeys[0], "--log-key",
+        let withBothKeys = try await restarted.writ(["audit", "verify", "--checkpoint-file", saved, "--log-key", oldKeys[0], "--log-key",
                                                newKeys.first { $0 != oldKeys[0] } ?? ""])
         #expect(withBothKeys.status == 0, "\(withBothKeys.summary)")
         await restarted.stop()

@@ -29,13 +29,13 @@ import WritTestSupport
     }
 
     /// Creates `count` entries in one CLI call: `count` entry.create events.
-    static func createEntries(_ server: ServerHarness, _ range: Range<Int>) throws {
+    static func createEntries(_ server: ServerHarness, _ range: Range<Int>) async throws {
         let entries = range.map { n in
             ["spiffe_id": "spiffe://example.org/tamper/\(n)", "parent_id": "spiffe://example.org/writ/agent/join_token/t",
              "selectors": [["type": "unix", "value": "uid:\(1000 + n)"]]] as [String: Any]
         }
         let data = try JSONSerialization.data(withJSONObject: ["entries": entries])
-        let created = try server.writ(["entry", "create", "--data", "-"], stdin: data)
+        let created = try await server.writ(["entry", "create", "--data", "-"], stdin: data)
         guard created.status == 0 else { throw TestFailure("entry create failed: \(created.summary)") }
     }
 
@@ -45,20 +45,20 @@ import WritTestSupport
     func verifyWithASavedCheckpointNamesTheFirstBadIndex(backend: String) async throws {
         let server = try await ServerHarness.start(backend: backend)
         defer { Task { await server.stop() } }
-        let start = try AuditScenarioTests.events(server).count
-        try Self.createEntries(server, 0..<40)
+        let start = try await AuditScenarioTests.events(server).count
+        try await Self.createEntries(server, 0..<40)
         let saved = try await AuditScenarioTests.checkpoint(server, covering: start + 40)
         let savedSize = saved["size"] as? Int ?? 0
-        try Self.createEntries(server, 40..<60)
+        try await Self.createEntries(server, 40..<60)
         _ = try await AuditScenarioTests.checkpoint(server, covering: start + 60)
-        let key = try AuditScenarioTests.logKey(server)
+        let key = try await AuditScenarioTests.logKey(server)
         let directory = try TemporaryDirectory(prefix: "writ-audit-tamper")
         let savedFile = directory.file("saved-checkpoint.txt").path
         try (saved["note"] as? String ?? "").write(toFile: savedFile, atomically: true, encoding: .utf8)
-        func verify() throws -> ProcessRunner.Result {
-            try server.writ(["audit", "verify", "--log-key", key, "--checkpoint-file", savedFile])
+        func verify() async throws -> ProcessRunner.Result {
+            try await server.writ(["audit", "verify", "--log-key", key, "--checkpoint-file", savedFile])
         }
-        let intact = try verify()
+        let intact = try await verify()
         #expect(intact.status == 0 && intact.stdout.contains("audit log verified"), "\(intact.summary)")
 
         let body = UInt64(start + 17), hashOnly = UInt64(start + 23), deleted = UInt64(start + 30), swapped = UInt64(start + 10), cut = UInt64(start + 35)
@@ -94,7 +94,7 @@ import WritTestSupport
             }
             for (what, index, damage) in damages {
                 try await store.write("tamper: \(what)") { db in try await damage(db) }
-                let caught = try verify()
+                let caught = try await verify()
                 #expect(caught.status == 2 && caught.stderr.contains("index \(index):"), "\(backend), \(what): \(caught.summary)")
                 try await store.write("undo: \(what)") { db in
                     for table in Self.tables {
@@ -102,7 +102,7 @@ import WritTestSupport
                         try await db.raw("INSERT INTO \(unsafeRaw: table) SELECT * FROM \(unsafeRaw: "saved_" + table)").run()
                     }
                 }
-                let restored = try verify()
+                let restored = try await verify()
                 #expect(restored.status == 0, "\(backend), after undoing \(what): \(restored.summary)")
             }
         }

@@ -15,9 +15,9 @@ import X509
     static let partner = try! TrustDomain(parsing: "partner.org")
 
     /// A CA certificate for `spiffe://<td>` made by openssl, as PEM.
-    static func opensslCA(_ directory: TemporaryDirectory, name: String, trustDomain: String = "partner.org", key: String = "ec") throws -> String {
+    static func opensslCA(_ directory: TemporaryDirectory, name: String, trustDomain: String = "partner.org", key: String = "ec") async throws -> String {
         let keyOptions = key == "ec" ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] : ["-newkey", key]
-        let made = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["req", "-x509"] + keyOptions + [
+        let made = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), ["req", "-x509"] + keyOptions + [
             "-nodes", "-keyout", directory.file("\(name).key").path, "-out", directory.file("\(name).pem").path, "-days", "2",
             "-subj", "/O=\(trustDomain)/CN=\(name)", "-addext", "subjectAltName=URI:spiffe://\(trustDomain)",
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
@@ -39,35 +39,35 @@ import X509
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
         let directory = try TemporaryDirectory(prefix: "writ-bundles")
-        let caPEM = try Self.opensslCA(directory, name: "ca1")
+        let caPEM = try await Self.opensslCA(directory, name: "ca1")
 
-        let empty = try server.writ(["bundle", "list", "--output", "json"])
+        let empty = try await server.writ(["bundle", "list", "--output", "json"])
         #expect(empty.status == 0 && (try? JSONSerialization.jsonObject(with: Data(empty.stdout.utf8)) as? [Any])?.isEmpty == true, "\(empty.summary)")
         // An entry cannot federate with a trust domain whose bundle is unknown.
-        let early = try server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/fed", "--parent-id", EntryCLITests.agent,
+        let early = try await server.writ(["entry", "create", "--spiffe-id", "spiffe://example.org/fed", "--parent-id", EntryCLITests.agent,
                                      "--selector", "unix:uid:1", "--federates-with", "partner.org"])
         #expect(early.status == 1 && early.stderr.contains("no bundle is stored") && early.stderr.contains("partner.org"), "\(early.summary)")
 
         // PEM from openssl, format detected.
-        let set = try server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", directory.file("ca1.pem").path, "--output", "json"])
+        let set = try await server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", directory.file("ca1.pem").path, "--output", "json"])
         #expect(set.status == 0, "\(set.summary)")
         let stored = jsonObject(set.stdout)
         #expect(stored["trust_domain"] as? String == "partner.org" && stored["x509_authority_count"] as? Int == 1 && stored["jwt_authority_count"] as? Int == 0)
         // The PEM listing gives back exactly openssl's certificate.
-        let listed = try server.writ(["bundle", "list", "--id", "partner.org", "--format", "pem"])
+        let listed = try await server.writ(["bundle", "list", "--id", "partner.org", "--format", "pem"])
         #expect(listed.status == 0 && listed.stdout.hasPrefix("# spiffe://partner.org: 1 X.509 authority"), "\(listed.summary)")
         let listedPEM = String(listed.stdout.drop { $0 != "\n" }.dropFirst())
         #expect(try Self.der(listedPEM) == (try Self.der(caPEM)))
 
         // A SPIFFE document replaces it, from stdin, and keeps its sequence.
-        let caPEM2 = try Self.opensslCA(directory, name: "ca2")
+        let caPEM2 = try await Self.opensslCA(directory, name: "ca2")
         let document = try Self.spiffeDocument(caPEM2, sequence: 7)
-        let replaced = try server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", "-", "--output", "json"], stdin: Data(document.utf8))
+        let replaced = try await server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", "-", "--output", "json"], stdin: Data(document.utf8))
         #expect(replaced.status == 0, "\(replaced.summary)")
         let replacedObject = jsonObject(replaced.stdout)
         #expect(replacedObject["spiffe_sequence"] as? Int == 7 && replacedObject["jwt_authority_count"] as? Int == 1)
         #expect((replacedObject["revision"] as? Int ?? 0) > (stored["revision"] as? Int ?? 0))
-        let spiffe = try server.writ(["bundle", "list", "--format", "spiffe"])
+        let spiffe = try await server.writ(["bundle", "list", "--format", "spiffe"])
         let keys = (jsonObject(String(spiffe.stdout.drop { $0 != "\n" }.dropFirst()))["keys"] as? [[String: Any]]) ?? []
         #expect(Set(keys.compactMap { $0["use"] as? String }) == ["x509-svid", "jwt-svid"], "\(spiffe.summary)")
 
@@ -75,7 +75,7 @@ import X509
         try "not a bundle".write(to: directory.file("junk.txt"), atomically: true, encoding: .utf8)
         try #"{"keys": []}"#.write(to: directory.file("empty.json"), atomically: true, encoding: .utf8)
         try "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".write(to: directory.file("broken.pem"), atomically: true, encoding: .utf8)
-        _ = try Self.opensslCA(directory, name: "ed", key: "ed25519")
+        _ = try await Self.opensslCA(directory, name: "ed", key: "ed25519")
         let refusals: [([String], Int32, String)] = [
             (["--id", "spiffe://partner.org", "--path", directory.file("junk.txt").path], 1, "neither a SPIFFE bundle document"),
             (["--id", "spiffe://partner.org", "--path", directory.file("empty.json").path], 1, "no X.509 or JWT authorities"),
@@ -87,33 +87,33 @@ import X509
             (["--id", "Partner.org", "--path", directory.file("ca1.pem").path], 64, "invalid --id"),
         ]
         for (arguments, status, message) in refusals {
-            let refused = try server.writ(["bundle", "set"] + arguments)
+            let refused = try await server.writ(["bundle", "set"] + arguments)
             #expect(refused.status == status && refused.stderr.contains(message), "\(arguments): \(refused.summary)")
         }
-        let after = try server.writ(["bundle", "list", "--output", "json"]).stdout
+        let after = try await server.writ(["bundle", "list", "--output", "json"]).stdout
         let afterList = (try? JSONSerialization.jsonObject(with: Data(after.utf8)) as? [[String: Any]]) ?? []
         #expect(afterList.count == 1 && afterList.first?["spiffe_sequence"] as? Int == 7, "the refused sets changed the bundle: \(after)")
 
         // Entries federate with it now; deleting follows the mode.
-        let first = try AgentAPITests.entry(server, "spiffe://example.org/fed/a", parent: EntryCLITests.agent, selector: "unix:uid:1", ["--federates-with", "partner.org"])
-        let second = try AgentAPITests.entry(server, "spiffe://example.org/fed/b", parent: EntryCLITests.agent, selector: "unix:uid:2", ["--federates-with", "partner.org"])
-        let restricted = try server.writ(["bundle", "delete", "--id", "spiffe://partner.org"])
+        let first = try await AgentAPITests.entry(server, "spiffe://example.org/fed/a", parent: EntryCLITests.agent, selector: "unix:uid:1", ["--federates-with", "partner.org"])
+        let second = try await AgentAPITests.entry(server, "spiffe://example.org/fed/b", parent: EntryCLITests.agent, selector: "unix:uid:2", ["--federates-with", "partner.org"])
+        let restricted = try await server.writ(["bundle", "delete", "--id", "spiffe://partner.org"])
         #expect(restricted.status == 4 && restricted.stderr.contains("2 entries federate with `partner.org`"), "\(restricted.summary)")
-        let dissociated = try server.writ(["bundle", "delete", "--id", "spiffe://partner.org", "--mode", "dissociate", "--output", "json"])
+        let dissociated = try await server.writ(["bundle", "delete", "--id", "spiffe://partner.org", "--mode", "dissociate", "--output", "json"])
         #expect(dissociated.status == 0, "\(dissociated.summary)")
         #expect(jsonObject(dissociated.stdout)["affected_entry_ids"] as? [String] == [first, second].sorted())
-        let shown = try server.writ(["entry", "show", "--entry-id", first, "--output", "json"])
+        let shown = try await server.writ(["entry", "show", "--entry-id", first, "--output", "json"])
         #expect(shown.status == 0 && (jsonObject(shown.stdout)["federates_with"] as? [String] ?? ["?"]).isEmpty, "\(shown.summary)")
-        let gone = try server.writ(["bundle", "list", "--id", "spiffe://partner.org"])
+        let gone = try await server.writ(["bundle", "list", "--id", "spiffe://partner.org"])
         #expect(gone.status == 3 && gone.stderr.contains("no federated bundle"), "\(gone.summary)")
 
-        #expect(try server.writ(["bundle", "set", "--id", "partner.org", "--path", directory.file("ca1.pem").path]).status == 0)
-        let third = try AgentAPITests.entry(server, "spiffe://example.org/fed/c", parent: EntryCLITests.agent, selector: "unix:uid:3", ["--federates-with", "partner.org"])
-        let deleted = try server.writ(["bundle", "delete", "--id", "spiffe://partner.org", "--mode", "delete"])
+        #expect(try await server.writ(["bundle", "set", "--id", "partner.org", "--path", directory.file("ca1.pem").path]).status == 0)
+        let third = try await AgentAPITests.entry(server, "spiffe://example.org/fed/c", parent: EntryCLITests.agent, selector: "unix:uid:3", ["--federates-with", "partner.org"])
+        let deleted = try await server.writ(["bundle", "delete", "--id", "spiffe://partner.org", "--mode", "delete"])
         #expect(deleted.status == 0 && deleted.stdout.contains("1 entries deleted: \(third)"), "\(deleted.summary)")
-        #expect(try server.writ(["entry", "show", "--entry-id", third]).status == 3)
-        #expect(try server.writ(["entry", "show", "--entry-id", first]).status == 0)
-        let unknown = try server.writ(["bundle", "delete", "--id", "spiffe://partner.org"])
+        #expect(try await server.writ(["entry", "show", "--entry-id", third]).status == 3)
+        #expect(try await server.writ(["entry", "show", "--entry-id", first]).status == 0)
+        let unknown = try await server.writ(["bundle", "delete", "--id", "spiffe://partner.org"])
         #expect(unknown.status == 3, "\(unknown.summary)")
     }
 
@@ -124,29 +124,29 @@ import X509
         let server = try await ServerHarness.start()
         defer { Task { await server.stop() } }
         let directory = try TemporaryDirectory(prefix: "writ-bundles-sync")
-        let caPEM = try Self.opensslCA(directory, name: "ca1")
-        #expect(try server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", directory.file("ca1.pem").path]).status == 0)
-        var agent = try TestAgent(server: server)
-        try await agent.attest(joinToken: try AgentAPITests.token(server).secret)
-        var bystander = try TestAgent(server: server)
-        try await bystander.attest(joinToken: try AgentAPITests.token(server).secret)
-        let federating = try AgentAPITests.entry(server, "spiffe://example.org/fed", parent: agent.id, selector: "unix:uid:1", ["--federates-with", "partner.org"])
-        try AgentAPITests.entry(server, "spiffe://example.org/plain", parent: bystander.id, selector: "unix:uid:2")
+        let caPEM = try await Self.opensslCA(directory, name: "ca1")
+        #expect(try await server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", directory.file("ca1.pem").path]).status == 0)
+        var agent = try await TestAgent(server: server)
+        try await agent.attest(joinToken: try await AgentAPITests.token(server).secret)
+        var bystander = try await TestAgent(server: server)
+        try await bystander.attest(joinToken: try await AgentAPITests.token(server).secret)
+        let federating = try await AgentAPITests.entry(server, "spiffe://example.org/fed", parent: agent.id, selector: "unix:uid:1", ["--federates-with", "partner.org"])
+        try await AgentAPITests.entry(server, "spiffe://example.org/plain", parent: bystander.id, selector: "unix:uid:2")
 
         let bystanderFirst = try #require(try await bystander.sync { _ in true }.first)
         #expect(bystanderFirst.federatedBundlesChanged && bystanderFirst.federatedBundles.isEmpty)
 
-        let document = try Self.spiffeDocument(try Self.opensslCA(directory, name: "ca2"), sequence: 9)
+        let document = try Self.spiffeDocument(try await Self.opensslCA(directory, name: "ca2"), sequence: 9)
         try document.write(to: directory.file("ca2.json"), atomically: true, encoding: .utf8)
         let replaced = ManagedFlag(), deleted = ManagedFlag()
         let messages = try await agent.sync { messages in
             let last = messages.last!
             if last.snapshot, last.complete, !replaced.isSet {
                 replaced.set()
-                Task.detached { _ = try? server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", directory.file("ca2.json").path]) }
+                Task.detached { _ = try? await server.writ(["bundle", "set", "--id", "spiffe://partner.org", "--path", directory.file("ca2.json").path]) }
             } else if !last.snapshot, last.federatedBundlesChanged, last.federatedBundles.first?.sequence == 9, !deleted.isSet {
                 deleted.set()
-                Task.detached { _ = try? server.writ(["bundle", "delete", "--id", "spiffe://partner.org", "--mode", "dissociate"]) }
+                Task.detached { _ = try? await server.writ(["bundle", "delete", "--id", "spiffe://partner.org", "--mode", "dissociate"]) }
             }
             return !last.snapshot && last.federatedBundlesChanged && last.federatedBundles.isEmpty
         }

@@ -6,11 +6,11 @@ import WritTestSupport
 /// environment name that the binary really reads, and the reverse; a flag beats the
 /// environment, which beats the file; an unknown key is reported with its line.
 @Suite struct ConfigContractTests {
-    static func writ(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessRunner.Result {
+    static func writ(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessRunner.Result {
         // Start from an environment without WRIT_* so that the machine's settings do not leak in.
         var clean = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WRIT_") }
         clean.merge(environment) { $1 }
-        return try ProcessRunner.run("/usr/bin/env", ["-i"] + clean.map { "\($0.key)=\($0.value)" } + [try TestEnvironment.executable("writ")] + arguments)
+        return try await ProcessRunner.run("/usr/bin/env", ["-i"] + clean.map { "\($0.key)=\($0.value)" } + [try TestEnvironment.executable("writ")] + arguments)
     }
 
     /// `(table, key)` of every key the template lists (commented `# key = default` lines).
@@ -33,8 +33,8 @@ import WritTestSupport
     }
 
     /// The long flags of a subcommand, from ArgumentParser's help dump.
-    static func flags(of command: [String]) throws -> Set<String> {
-        let help = try Self.writ(command + ["--experimental-dump-help"])
+    static func flags(of command: [String]) async throws -> Set<String> {
+        let help = try await Self.writ(command + ["--experimental-dump-help"])
         guard help.status == 0, let tool = try JSONSerialization.jsonObject(with: Data(help.stdout.utf8)) as? [String: Any],
               let described = tool["command"] as? [String: Any] else { throw TestFailure("no help dump: \(help.summary)") }
         var flags: Set<String> = []
@@ -47,8 +47,8 @@ import WritTestSupport
     }
 
     /// The same contract for `writ agent run`, `conf/agent.toml` and `writ config dump agent`.
-    @Test func theAgentsFlagsKeysAndEnvironmentNamesMatch() throws {
-        let flags = try Self.flags(of: ["agent", "run"])
+    @Test func theAgentsFlagsKeysAndEnvironmentNamesMatch() async throws {
+        let flags = try await Self.flags(of: ["agent", "run"])
         let keys = try Self.templateKeys("conf/agent.toml")
         let fromKeys = Set(keys.map { Self.flag($0.0, $0.1, component: "agent") })
         #expect(flags == fromKeys, "flags without a key: \(flags.subtracting(fromKeys)); keys without a flag: \(fromKeys.subtracting(flags))")
@@ -65,28 +65,28 @@ import WritTestSupport
             let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")
             let flag = Self.flag(table, key, component: "agent")
             let environment = "WRIT_" + flag.dropFirst(2).replacingOccurrences(of: "-", with: "_").uppercased()
-            let dump = try Self.writ(["config", "dump", "agent"], environment: [environment: value])
+            let dump = try await Self.writ(["config", "dump", "agent"], environment: [environment: value])
             #expect(dump.status == 0, "\(dump.summary)")
             #expect(dump.stdout.contains("\(key) = \(shown)  # environment"), "\(environment) is not read:\n\(dump.stdout)")
             #expect(!dump.stdout.contains("s3cret-token"), "the join token must be redacted")
             let flagArguments = ["insecure_bootstrap", "script_allow_relative"].contains(key) ? [flag] : [flag, value]
-            let both = try Self.writ(["config", "dump", "agent"] + flagArguments, environment: [environment: value])
+            let both = try await Self.writ(["config", "dump", "agent"] + flagArguments, environment: [environment: value])
             #expect(both.stdout.split(separator: "\n").contains { $0.hasPrefix("\(key) = ") && $0.hasSuffix("# flag") },
                     "\(flag) does not beat \(environment):\n\(both.summary)")
         }
         // The options are checked: exactly one way to trust the server, a join token or x509pop.
-        let none = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never"])
+        let none = try await Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never"])
         #expect(none.status == 64 && none.stderr.contains("--trust-bundle"), "\(none.summary)")
-        let both = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle", "/x", "--insecure-bootstrap"])
+        let both = try await Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle", "/x", "--insecure-bootstrap"])
         #expect(both.status == 64 && both.stderr.contains("exclude each other"), "\(both.summary)")
-        let pin = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle-sha256", "abc"])
+        let pin = try await Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle-sha256", "abc"])
         #expect(pin.status == 64 && pin.stderr.contains("64 hex digits"), "\(pin.summary)")
-        let popHalf = try Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle", "/x", "--x509pop-cert", "/c"])
+        let popHalf = try await Self.writ(["agent", "run", "--server", "127.0.0.1:1", "--data-dir", "/tmp/writ-never", "--trust-bundle", "/x", "--x509pop-cert", "/c"])
         #expect(popHalf.status == 64 && popHalf.stderr.contains("go together"), "\(popHalf.summary)")
     }
 
-    @Test func everyFlagHasAKeyAndAnEnvironmentNameAndTheReverse() throws {
-        let help = try Self.writ(["server", "run", "--experimental-dump-help"])
+    @Test func everyFlagHasAKeyAndAnEnvironmentNameAndTheReverse() async throws {
+        let help = try await Self.writ(["server", "run", "--experimental-dump-help"])
         #expect(help.status == 0, "\(help.summary)")
         let tool = try #require(try JSONSerialization.jsonObject(with: Data(help.stdout.utf8)) as? [String: Any])
         let command = try #require(tool["command"] as? [String: Any])
@@ -116,7 +116,7 @@ import WritTestSupport
         for (table, key) in keys {
             let (value, shown) = try #require(samples[key], "no sample for \(table).\(key): add one")
             let environment = "WRIT_" + Self.flag(table, key).dropFirst(2).replacingOccurrences(of: "-", with: "_").uppercased()
-            let dump = try Self.writ(["config", "dump"], environment: [environment: value])
+            let dump = try await Self.writ(["config", "dump"], environment: [environment: value])
             #expect(dump.status == 0, "\(dump.summary)")
             #expect(dump.stdout.contains("\(key) = \(shown)  # environment"), "\(environment) is not read:\n\(dump.stdout)")
             // The flag beats the environment.
@@ -126,32 +126,32 @@ import WritTestSupport
             case "http_listen", "listen": flagValue = ["127.0.0.1:1"]
             default: flagValue = [value + "x"]
             }
-            let both = try Self.writ(["config", "dump", Self.flag(table, key)] + flagValue, environment: [environment: value])
+            let both = try await Self.writ(["config", "dump", Self.flag(table, key)] + flagValue, environment: [environment: value])
             #expect(both.stdout.contains("\(key) = ") && both.stdout.split(separator: "\n").contains { $0.hasPrefix("\(key) = ") && $0.hasSuffix("# flag") },
                     "\(Self.flag(table, key)) does not beat \(environment):\n\(both.summary)")
         }
     }
 
-    @Test func theFileIsReadAndUnknownKeysNameTheirLine() throws {
+    @Test func theFileIsReadAndUnknownKeysNameTheirLine() async throws {
         let directory = try TemporaryDirectory(prefix: "writ-config")
         let good = directory.file("server.toml")
         try "[server]\ndata_dir = \"/srv/file\"\ntrust_domain = \"file.example\"\ndatastore = \"postgres://writ:s3cret@db:5432/writ\"\n[admin]\nuids = [5]\n"
             .write(to: good, atomically: true, encoding: .utf8)
-        let dump = try Self.writ(["config", "dump", "--config", good.path], environment: ["WRIT_TRUST_DOMAIN": "env.example"])
+        let dump = try await Self.writ(["config", "dump", "--config", good.path], environment: ["WRIT_TRUST_DOMAIN": "env.example"])
         #expect(dump.status == 0, "\(dump.summary)")
         #expect(dump.stdout.contains("data_dir = \"/srv/file\"  # file"))
         #expect(dump.stdout.contains("trust_domain = \"env.example\"  # environment"), "the environment beats the file")
         #expect(dump.stdout.contains("uids = [5]  # file") && dump.stdout.contains("log_level = \"info\"  # default"))
         #expect(dump.stdout.contains("***") && !dump.stdout.contains("s3cret"), "the datastore password is redacted:\n\(dump.stdout)")
-        #expect(try Self.writ(["server", "validate", "--config", good.path]).stdout.contains("configuration ok"))
+        #expect(try await Self.writ(["server", "validate", "--config", good.path]).stdout.contains("configuration ok"))
 
         let bad = directory.file("bad.toml")
         try "[server]\ndata_dir = \"/srv\"\ncolour = \"red\"\n".write(to: bad, atomically: true, encoding: .utf8)
-        let refused = try Self.writ(["server", "validate", "--config", bad.path])
+        let refused = try await Self.writ(["server", "validate", "--config", bad.path])
         #expect(refused.status == 64 && refused.stderr.contains("line 3") && refused.stderr.contains("unknown key `server.colour`"), "\(refused.summary)")
-        let missing = try Self.writ(["server", "validate"])
+        let missing = try await Self.writ(["server", "validate"])
         #expect(missing.status == 64 && missing.stderr.contains("data_dir"), "\(missing.summary)")
-        let wrong = try Self.writ(["server", "validate", "--data-dir", "/srv", "--trust-domain", "Bad_Domain"])
+        let wrong = try await Self.writ(["server", "validate", "--data-dir", "/srv", "--trust-domain", "Bad_Domain"])
         #expect(wrong.status == 64 && wrong.stderr.contains("trust_domain"), "\(wrong.summary)")
     }
 }

@@ -32,21 +32,23 @@ import WritTestSupport
         for run in 1...5 {
             let server = try await ServerHarness.start(backend: backend)
             let tally = Tally()
-            let clients = DispatchGroup()
-            for client in 0..<8 {
-                clients.enter()
-                Thread.detachNewThread {
-                    defer { clients.leave() }
-                    var n = 0
-                    while !tally.isStopped {
-                        let id = "r\(run)-c\(client)-\(n)"
-                        n += 1
-                        let body = #"{"entries":[{"id":"\#(id)","spiffe_id":"spiffe://example.org/crash/\#(id)","parent_id":"spiffe://example.org/writ/agent/join_token/t1","selectors":[{"type":"unix","value":"uid:\#(n)"},{"type":"unix","value":"gid:\#(client)"},{"type":"unix","value":"user:c\#(client)"}]}]}"#
-                        tally.begin()
-                        let answer = try? server.curl("POST", "/v1/entries", body: Data(body.utf8))
-                        let stored = answer.map { $0.0 == 200 && $0.1.contains("\"revision\"") } ?? false
-                        tally.end(stored ? id : nil)
-                        if !stored, !tally.isStopped, !server.process.isRunning { break }
+            // Eight clients create entries back to back; each creation is acknowledged or not.
+            let clients = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for client in 0..<8 {
+                        group.addTask {
+                            var n = 0
+                            while !tally.isStopped {
+                                let id = "r\(run)-c\(client)-\(n)"
+                                n += 1
+                                let body = #"{"entries":[{"id":"\#(id)","spiffe_id":"spiffe://example.org/crash/\#(id)","parent_id":"spiffe://example.org/writ/agent/join_token/t1","selectors":[{"type":"unix","value":"uid:\#(n)"},{"type":"unix","value":"gid:\#(client)"},{"type":"unix","value":"user:c\#(client)"}]}]}"#
+                                tally.begin()
+                                let answer = try? await server.curl("POST", "/v1/entries", body: Data(body.utf8))
+                                let stored = answer.map { $0.0 == 200 && $0.1.contains("\"revision\"") } ?? false
+                                tally.end(stored ? id : nil)
+                                if !stored, !tally.isStopped, !server.process.isRunning { break }
+                            }
+                        }
                     }
                 }
             }
@@ -64,7 +66,7 @@ import WritTestSupport
             }
             let acknowledged = tally.snapshot.acknowledged
             tally.stop()
-            clients.wait()
+            await clients.value
             #expect(killedWith.acknowledged >= 50 && killedWith.inFlight >= 8, "run \(run): the kill came too early or never: \(killedWith)")
             server.process.waitUntilExit()
             #expect(server.process.terminationReason == .uncaughtSignal)
@@ -80,7 +82,7 @@ import WritTestSupport
             var token: String?
             repeat {
                 let query = "/v1/entries?page_size=1000" + (token.map { "&page_token=\($0)" } ?? "")
-                let (status, text) = try restarted.curl("GET", query)
+                let (status, text) = try await restarted.curl("GET", query)
                 #expect(status == 200, "\(text)")
                 let page = jsonObject(text)
                 for entry in page["entries"] as? [[String: Any]] ?? [] {

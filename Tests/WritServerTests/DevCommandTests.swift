@@ -68,7 +68,7 @@ import WritTestSupport
 
         // The README's lines, verbatim; `swift run writ …` runs the built binary.
         let script = ["set -e", "swift() { shift 2; \"$WRIT\" \"$@\"; }"] + (try Self.readmeCommands())
-        let run = try await ProcessRunner.runDetached("/bin/bash", ["-c", script.joined(separator: "\n")],
+        let run = try await ProcessRunner.run("/bin/bash", ["-c", script.joined(separator: "\n")],
                                                       environment: ["HOME": home.path, "WRIT": try TestEnvironment.executable("writ")])
         #expect(run.status == 0, "the README's commands failed:\n\(run.summary)\n\(dev.log)")
         let login = String(cString: getpwuid(getuid())!.pointee.pw_name)
@@ -87,7 +87,7 @@ import WritTestSupport
         }
 
         // One instance per directory.
-        let second = try ProcessRunner.run(try TestEnvironment.executable("writ"), ["dev", "--data-dir", dev.directory])
+        let second = try await ProcessRunner.run(try TestEnvironment.executable("writ"), ["dev", "--data-dir", dev.directory])
         #expect(second.status == 1 && second.stderr.contains("already running") && second.stderr.contains("(pid \(dev.process.processIdentifier))"), "\(second.summary)")
 
         // Ctrl-C stops both; the next run reuses the data (same bundle) and serves again.
@@ -97,7 +97,7 @@ import WritTestSupport
         let again = try Dev(home: home, log: "dev2.log")
         _ = try await again.start()
         #expect(try String(contentsOfFile: again.directory + "/bundle.pem", encoding: .utf8) == bundle, "a second run must keep the trust bundle")
-        let fetch = try await ProcessRunner.runDetached("/bin/bash", ["-c", script.joined(separator: "\n")],
+        let fetch = try await ProcessRunner.run("/bin/bash", ["-c", script.joined(separator: "\n")],
                                                         environment: ["HOME": home.path, "WRIT": try TestEnvironment.executable("writ")])
         #expect(fetch.status == 0 && fetch.stdout.contains("Found 1 entry"), "\(fetch.summary)\n\(again.log)")
         #expect(await again.interrupt() == 0, "\(again.log)")

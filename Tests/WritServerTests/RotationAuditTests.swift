@@ -19,7 +19,7 @@ import WritTestSupport
         let directory = try TemporaryDirectory(prefix: "writ-rotation-audit")
         let refusing = Refusal()
         let backend = try await SQLiteBackend.open(path: directory.file("datastore.sqlite3").path)
-        defer { Task { await backend.close() } }
+        defer { Task { await backend.close(); _ = directory } }
         let store = try await SQLDatastore(backend: backend, faults: StoreFaults { point throws(StoreError) in
             if point == .auditInsert, refusing.isOn { throw StoreError(.injectedFault, "the log refuses") }
         })
@@ -62,6 +62,7 @@ import WritTestSupport
         #expect(stored.map(\.target) == expected.map(\.1))
         #expect(stored.allSatisfy { $0.actor == server.uri })
         #expect(stored.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains(#""reason":"scheduled rotation""#) })
+        await log.flush()  // the checkpoint due after these events, before the store closes
     }
 }
 

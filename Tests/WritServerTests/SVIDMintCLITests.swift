@@ -17,17 +17,17 @@ import X509
         let directory = try TemporaryDirectory(prefix: "writ-svid-mint")
         let out = directory.file("deploy").path
 
-        let minted = try server.writ(["svid", "mint", "x509", "--spiffe-id", "spiffe://example.org/ci/deploy", "--ttl", "15m",
+        let minted = try await server.writ(["svid", "mint", "x509", "--spiffe-id", "spiffe://example.org/ci/deploy", "--ttl", "15m",
                                       "--dns", "deploy.example.org", "--write", out])
         #expect(minted.status == 0, "\(minted.summary)")
-        let verified = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+        let verified = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), [
             "verify", "-x509_strict", "-CAfile", out + "/bundle.0.pem", "-untrusted", out + "/svid.0.pem", out + "/svid.0.pem"])
         #expect(verified.status == 0, "\(verified.summary)")
         var info = stat()
         #expect(stat(out + "/svid.0.key", &info) == 0 && info.st_mode & 0o777 == 0o600, "the key file is 0600")
         // The key in svid.0.key is the one the certificate certifies.
-        let certKey = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["x509", "-in", out + "/svid.0.pem", "-noout", "-pubkey"])
-        let fileKey = try ProcessRunner.run(try TestEnvironment.tool("openssl"), ["pkey", "-in", out + "/svid.0.key", "-pubout"])
+        let certKey = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), ["x509", "-in", out + "/svid.0.pem", "-noout", "-pubkey"])
+        let fileKey = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), ["pkey", "-in", out + "/svid.0.key", "-pubout"])
         #expect(certKey.status == 0 && certKey.stdout == fileKey.stdout, "\(certKey.summary)\n\(fileKey.summary)")
         let pem = try String(contentsOfFile: out + "/svid.0.pem", encoding: .utf8)
         let leaf = try Certificate(pemEncoded: String(pem[..<(pem.range(of: "-----END CERTIFICATE-----")!.upperBound)]))
@@ -37,15 +37,15 @@ import X509
         #expect(lifetime > 895 && lifetime < 925, "15m plus the 10 s backdate, got \(lifetime)")
 
         // Without --write: the chain and the key on stdout.
-        let printed = try server.writ(["svid", "mint", "x509", "--spiffe-id", "spiffe://example.org/ci/print"])
+        let printed = try await server.writ(["svid", "mint", "x509", "--spiffe-id", "spiffe://example.org/ci/print"])
         #expect(printed.status == 0 && printed.stdout.contains("BEGIN CERTIFICATE") && printed.stdout.contains("PRIVATE KEY"), "\(printed.summary)")
 
         // A JWT-SVID that PyJWT verifies against the SPIFFE bundle.
-        let jwt = try server.writ(["svid", "mint", "jwt", "--spiffe-id", "spiffe://example.org/ci/deploy", "--audience", "https://api.example.org"])
+        let jwt = try await server.writ(["svid", "mint", "jwt", "--spiffe-id", "spiffe://example.org/ci/deploy", "--audience", "https://api.example.org"])
         #expect(jwt.status == 0, "\(jwt.summary)")
-        let bundle = try server.writ(["bundle", "show", "--format", "spiffe"])
+        let bundle = try await server.writ(["bundle", "show", "--format", "spiffe"])
         try bundle.stdout.write(to: directory.file("bundle.json"), atomically: true, encoding: .utf8)
-        let checked = try ProcessRunner.run(try TestEnvironment.interopPython(), [
+        let checked = try await ProcessRunner.run(try TestEnvironment.interopPython(), [
             TestEnvironment.interopScript("check_jwt.py"), "verify", jwt.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
             directory.file("bundle.json").path, "https://api.example.org", "spiffe://example.org/ci/deploy"])
         #expect(checked.status == 0, "PyJWT refused the minted token: \(checked.summary)")
@@ -62,7 +62,7 @@ import X509
             (["jwt", "--spiffe-id", "spiffe://example.org/x"], 64, "--audience"),
             (["jwt", "--spiffe-id", "spiffe://example.org/writ/agent/x", "--audience", "a"], 1, "reserved"),
         ] as [([String], Int32, String)] {
-            let refused = try server.writ(["svid", "mint"] + arguments)
+            let refused = try await server.writ(["svid", "mint"] + arguments)
             #expect(refused.status == status && (refused.stderr + refused.stdout).lowercased().contains(fragment.lowercased()), "\(arguments): \(refused.summary)")
         }
         let log = server.serverLog

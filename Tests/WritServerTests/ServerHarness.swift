@@ -99,8 +99,8 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     /// GET on the HTTP listener (health and metrics) with curl; returns (status, body).
-    func httpGet(_ path: String) throws -> (Int, String) {
-        try curlGet(ready["http_listen"] as? String ?? "", path)
+    func httpGet(_ path: String) async throws -> (Int, String) {
+        try await curlGet(ready["http_listen"] as? String ?? "", path)
     }
 
     /// The `--datastore` URL (PostgreSQL), or nil for the SQLite file in the data dir.
@@ -111,21 +111,21 @@ final class ServerHarness: @unchecked Sendable {
     var serverLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// Runs `writ` against this server's admin socket, optionally as another uid (setpriv).
-    func writ(_ arguments: [String], stdin: Data? = nil, asUser uid: UInt32? = nil) throws -> ProcessRunner.Result {
+    func writ(_ arguments: [String], stdin: Data? = nil, asUser uid: UInt32? = nil) async throws -> ProcessRunner.Result {
         let writ = try TestEnvironment.executable("writ")
         let full = arguments + ["--admin-socket", socket]
         if let uid {
             guard getuid() == 0 else { throw TestEnvironment.MissingPrerequisite("running the CLI as uid \(uid) needs root (setpriv)") }
-            return try ProcessRunner.run(try TestEnvironment.tool("setpriv"), ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", writ] + full, stdin: stdin)
+            return try await ProcessRunner.run(try TestEnvironment.tool("setpriv"), ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", writ] + full, stdin: stdin)
         }
-        return try ProcessRunner.run(writ, full, stdin: stdin)
+        return try await ProcessRunner.run(writ, full, stdin: stdin)
     }
 
     /// Sends raw HTTP with curl over the socket; returns (status, body).
-    func curl(_ method: String, _ path: String, body: Data? = nil) throws -> (Int, String) {
+    func curl(_ method: String, _ path: String, body: Data? = nil) async throws -> (Int, String) {
         var arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", socket, "-X", method, "http://localhost" + path]
         if body != nil { arguments += ["-H", "content-type: application/json", "--data-binary", "@-"] }
-        let result = try ProcessRunner.run(try TestEnvironment.tool("curl"), arguments, stdin: body)
+        let result = try await ProcessRunner.run(try TestEnvironment.tool("curl"), arguments, stdin: body)
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
     }
@@ -161,8 +161,8 @@ func jsonObject(_ text: String) -> [String: Any] {
 }
 
 /// GET `http://<address><path>` with curl; returns (status, body).
-func curlGet(_ address: String, _ path: String) throws -> (Int, String) {
-    let result = try ProcessRunner.run(try TestEnvironment.tool("curl"), ["-s", "-o", "-", "-w", "\n%{http_code}", "http://\(address)\(path)"])
+func curlGet(_ address: String, _ path: String) async throws -> (Int, String) {
+    let result = try await ProcessRunner.run(try TestEnvironment.tool("curl"), ["-s", "-o", "-", "-w", "\n%{http_code}", "http://\(address)\(path)"])
     let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
     return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
 }

@@ -16,8 +16,8 @@ import X509
 /// verify (openssl) against the shared bundle.
 @Suite(.serialized) struct TwoServerTests {
     /// The `x509-svid` keys of the SPIFFE bundle a server serves, and its sequence.
-    static func bundle(_ server: ServerHarness) throws -> (roots: Int, sequence: Int) {
-        let shown = try server.writ(["bundle", "show", "--format", "spiffe"])
+    static func bundle(_ server: ServerHarness) async throws -> (roots: Int, sequence: Int) {
+        let shown = try await server.writ(["bundle", "show", "--format", "spiffe"])
         guard shown.status == 0 else { throw TestFailure("bundle show failed: \(shown.summary)") }
         let object = jsonObject(shown.stdout)
         let keys = object["keys"] as? [[String: Any]] ?? []
@@ -66,19 +66,21 @@ import X509
 
         // Each server published its root; each learns the other's from the datastore.
         let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline, try Self.bundle(a).roots < 2 || Self.bundle(b).roots < 2 {
+        while ContinuousClock.now < deadline {
+            let (rootsA, rootsB) = (try await Self.bundle(a).roots, try await Self.bundle(b).roots)
+            if rootsA >= 2 && rootsB >= 2 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let (rootsA, sequenceA) = try Self.bundle(a)
-        let (rootsB, sequenceB) = try Self.bundle(b)
+        let (rootsA, sequenceA) = try await Self.bundle(a)
+        let (rootsB, sequenceB) = try await Self.bundle(b)
         #expect(rootsA == 2 && rootsB == 2 && sequenceA == sequenceB && sequenceA >= 2,
                 "A: \(rootsA) roots at \(sequenceA); B: \(rootsB) roots at \(sequenceB)")
 
         // One agent attests through each server.
-        var attestedA = try TestAgent(server: a)
-        try await attestedA.attest(joinToken: try AgentAPITests.token(a).secret)
-        var attestedB = try TestAgent(server: b)
-        try await attestedB.attest(joinToken: try AgentAPITests.token(b).secret)
+        var attestedA = try await TestAgent(server: a)
+        try await attestedA.attest(joinToken: try await AgentAPITests.token(a).secret)
+        var attestedB = try await TestAgent(server: b)
+        try await attestedB.attest(joinToken: try await AgentAPITests.token(b).secret)
         let agentA = attestedA, agentB = attestedB
 
         // Both servers written to at once: every entry is served by the other one.
@@ -87,7 +89,7 @@ import X509
                 group.addTask {
                     var ids: [String: String] = [:]
                     for index in 0..<10 {
-                        ids[try AgentAPITests.entry(server, "spiffe://example.org/\(name)/\(index)", parent: agent.id)] = agent.id
+                        ids[try await AgentAPITests.entry(server, "spiffe://example.org/\(name)/\(index)", parent: agent.id)] = agent.id
                     }
                     return ids
                 }
@@ -121,14 +123,14 @@ import X509
         // inside that process, and its exit can come after B's delta (scripts/bench times from
         // the acknowledgement).
         let sent = ContinuousClock.now
-        _ = try AgentAPITests.entry(a, "spiffe://example.org/propagated", parent: agentB.id)
+        _ = try await AgentAPITests.entry(a, "spiffe://example.org/propagated", parent: agentB.id)
         _ = try await stream
         let propagation = try #require(arrived.withLock { $0 }) - sent
         print("TwoServerTests: an entry created through server A (CLI started) reached an agent's sync stream on server B after \(propagation)")
         #expect(propagation < .seconds(10))
 
         // An agent attested at A is served by B (B trusts A's root through the shared bundle).
-        var agentAAtB = try TestAgent(server: b)
+        var agentAAtB = try await TestAgent(server: b)
         agentAAtB.key = agentA.key
         agentAAtB.id = agentA.id
         agentAAtB.chainDER = agentA.chainDER
@@ -141,7 +143,7 @@ import X509
         // The SVIDs each server signed verify against the bundle either server serves.
         let directory = try TemporaryDirectory(prefix: "writ-two-servers")
         for (name, server) in [("a", a), ("b", b)] {
-            let pem = try server.writ(["bundle", "show", "--format", "pem"])
+            let pem = try await server.writ(["bundle", "show", "--format", "pem"])
             try pem.stdout.write(to: directory.file("bundle-\(name).pem"), atomically: true, encoding: .utf8)
         }
         for (name, result) in [("from-a", viaA[0]), ("from-b", viaB[0])] {
@@ -150,7 +152,7 @@ import X509
             try Data(chain.dropFirst().map { PEMDocument(type: "CERTIFICATE", derBytes: $0).pemString }.joined(separator: "\n").utf8)
                 .write(to: directory.file("\(name)-chain.pem"))
             for bundle in ["bundle-a.pem", "bundle-b.pem"] {
-                let verified = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+                let verified = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), [
                     "verify", "-x509_strict", "-CAfile", directory.file(bundle).path,
                     "-untrusted", directory.file("\(name)-chain.pem").path, directory.file("\(name)-leaf.pem").path])
                 #expect(verified.status == 0, "the SVID \(name) against \(bundle): \(verified.summary)")
@@ -185,28 +187,28 @@ import X509
         let (a, b, stopAll) = try await Self.startPair(["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
         defer { Task { await stopAll() } }
         let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline, try Self.bundle(a).sequence != Self.bundle(b).sequence {
+        while ContinuousClock.now < deadline, try await Self.bundle(a).sequence != Self.bundle(b).sequence {
             try await Task.sleep(for: .milliseconds(100))
         }
         for server in [a, b] {
-            let (roots, _) = try Self.bundle(server)
+            let (roots, _) = try await Self.bundle(server)
             #expect(roots == 1, "one anchor, however many servers")
-            let pem = try server.writ(["bundle", "show", "--format", "pem"]).stdout
+            let pem = try await server.writ(["bundle", "show", "--format", "pem"]).stdout
             #expect(try Certificate(pemEncoded: pem) == anchor, "the bundle's anchor is the upstream certificate")
         }
         var intermediates: [[UInt8]] = []
         for (name, server) in [("a", a), ("b", b)] {
-            var attested = try TestAgent(server: server)
-            try await attested.attest(joinToken: try AgentAPITests.token(server).secret)
+            var attested = try await TestAgent(server: server)
+            try await attested.attest(joinToken: try await AgentAPITests.token(server).secret)
             let agent = attested
-            let entry = try AgentAPITests.entry(server, "spiffe://example.org/upstream/\(name)", parent: agent.id)
+            let entry = try await AgentAPITests.entry(server, "spiffe://example.org/upstream/\(name)", parent: agent.id)
             let results = try await agent.x509SVIDs([entry])
             let chain = try #require(results.first?.svidChain.map { Array($0) })
             #expect(try Certificate(derEncoded: chain[1]).issuer == anchor.subject, "server \(name)'s intermediate is signed upstream")
             intermediates.append(chain[1])
             try Data(PEMDocument(type: "CERTIFICATE", derBytes: chain[0]).pemString.utf8).write(to: directory.file("\(name)-leaf.pem"))
             try Data(PEMDocument(type: "CERTIFICATE", derBytes: chain[1]).pemString.utf8).write(to: directory.file("\(name)-chain.pem"))
-            let verified = try ProcessRunner.run(try TestEnvironment.tool("openssl"), [
+            let verified = try await ProcessRunner.run(try TestEnvironment.tool("openssl"), [
                 "verify", "-x509_strict", "-CAfile", certPath, "-untrusted", directory.file("\(name)-chain.pem").path, directory.file("\(name)-leaf.pem").path])
             #expect(verified.status == 0, "server \(name): \(verified.summary)")
         }
@@ -230,11 +232,11 @@ import X509
             (["--upstream-ca-cert", directory.file("leaf.pem").path, "--upstream-ca-key", keyPath], "not a CA certificate"),
             (["--upstream-ca-cert", certPath, "--upstream-ca-key", directory.file("absent.pem").path], "cannot read"),
         ] {
-            let result = try ProcessRunner.run(try TestEnvironment.executable("writ"), [
+            let result = try await ProcessRunner.run(try TestEnvironment.executable("writ"), [
                 "server", "validate", "--data-dir", directory.file("data").path, "--trust-domain", "example.org"] + arguments)
             #expect(result.status != 0 && result.stderr.contains(expected), "\(arguments): \(result.summary)")
         }
-        let good = try ProcessRunner.run(try TestEnvironment.executable("writ"), [
+        let good = try await ProcessRunner.run(try TestEnvironment.executable("writ"), [
             "server", "validate", "--data-dir", directory.file("data").path, "--trust-domain", "example.org",
             "--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
         #expect(good.status == 0 && good.stdout.contains("configuration ok"), "\(good.summary)")
@@ -248,17 +250,17 @@ import X509
         let writ = try TestEnvironment.executable("writ")
         let selfSigned = try await ServerHarness.start()
         await selfSigned.stop()
-        let toUpstream = try ProcessRunner.run(writ, selfSigned.arguments + ["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
+        let toUpstream = try await ProcessRunner.run(writ, selfSigned.arguments + ["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
         #expect(toUpstream.status != 0 && toUpstream.stderr.contains("self-signed root"), "\(toUpstream.summary)")
 
         let upstream = try await ServerHarness.start(extraArguments: ["--upstream-ca-cert", certPath, "--upstream-ca-key", keyPath])
         await upstream.stop()
         let base = Array(upstream.arguments.dropLast(4))
-        let toSelfSigned = try ProcessRunner.run(writ, base)
+        let toSelfSigned = try await ProcessRunner.run(writ, base)
         #expect(toSelfSigned.status != 0 && toSelfSigned.stderr.contains("set up with an upstream CA"), "\(toSelfSigned.summary)")
         let other = try TemporaryDirectory(prefix: "writ-upstream-other")
         let (_, otherCert, otherKey) = try await Self.upstream(in: other)
-        let toOther = try ProcessRunner.run(writ, base + ["--upstream-ca-cert", otherCert, "--upstream-ca-key", otherKey])
+        let toOther = try await ProcessRunner.run(writ, base + ["--upstream-ca-cert", otherCert, "--upstream-ca-key", otherKey])
         #expect(toOther.status != 0 && toOther.stderr.contains("another upstream CA"), "\(toOther.summary)")
         // The same upstream again: the server starts.
         let again = try await upstream.restart()

@@ -32,16 +32,16 @@ import X509
         let chain = pki.chainDER(node)
 
         // A node alias for every node with that CN, and a workload under it.
-        let alias = try server.writ(["entry", "create", "--node", "--spiffe-id", "spiffe://example.org/nodes/web",
+        let alias = try await server.writ(["entry", "create", "--node", "--spiffe-id", "spiffe://example.org/nodes/web",
                                      "--selector", "x509pop:subject:cn:node-1.example", "--selector", "x509pop:ca:fingerprint:\(TestNodePKI.sha256Hex(pki.root))"])
         #expect(alias.status == 0, "\(alias.summary)")
-        let web = try AgentAPITests.entry(server, "spiffe://example.org/web", parent: "spiffe://example.org/nodes/web")
-        let elsewhere = try AgentAPITests.entry(server, "spiffe://example.org/db", parent: "spiffe://example.org/nodes/db")
-        let otherAlias = try server.writ(["entry", "create", "--node", "--spiffe-id", "spiffe://example.org/nodes/db", "--selector", "x509pop:subject:cn:db-1.example"])
+        let web = try await AgentAPITests.entry(server, "spiffe://example.org/web", parent: "spiffe://example.org/nodes/web")
+        let elsewhere = try await AgentAPITests.entry(server, "spiffe://example.org/db", parent: "spiffe://example.org/nodes/db")
+        let otherAlias = try await server.writ(["entry", "create", "--node", "--spiffe-id", "spiffe://example.org/nodes/db", "--selector", "x509pop:subject:cn:db-1.example"])
         #expect(otherAlias.status == 0, "\(otherAlias.summary)")
 
         let answered = Mutex<[([UInt8], [UInt8])]>([])
-        var agent = try TestAgent(server: server)
+        var agent = try await TestAgent(server: server)
         let result = try await agent.attest(x509popChain: chain) { nonce in
             let signature = try X509PopChallenge.sign(nonce: nonce, with: nodeKey)
             answered.withLock { $0.append((nonce, signature)) }
@@ -66,7 +66,7 @@ import X509
         // challenge response, a signature by another key, a CA certificate as node certificate.
         let stranger = try TestNodePKI(name: "Untrusted Node CA")
         let strangerKey = P256.Signing.PrivateKey()
-        var intruder = try TestAgent(server: server)
+        var intruder = try await TestAgent(server: server)
         #expect(await rpcCode {
             try await intruder.attest(x509popChain: stranger.chainDER(try stranger.node(commonName: "node-1.example", key: strangerKey))) {
                 try X509PopChallenge.sign(nonce: $0, with: strangerKey)
@@ -86,21 +86,21 @@ import X509
         } == .permissionDenied, "the CA itself as node certificate")
         #expect(await rpcCode { try await intruder.attest(x509popChain: [0x30, 0x01]) { _ in [] } } == .invalidArgument)
 
-        let (_, metrics) = try server.httpGet("/metrics")
+        let (_, metrics) = try await server.httpGet("/metrics")
         #expect(metrics.contains(#"writ_attestations_total{type="x509pop",result="ok"} 1"#), "\(metrics.prefix(4000))")
         #expect(metrics.contains(#"writ_attestations_total{type="x509pop",result="permissionDenied"} 5"#), "five refusals counted:\n\(metrics.prefix(4000))")
         let log = server.serverLog
         #expect(log.contains("does not chain") && log.contains("expired at") && log.contains("not a valid"), "refusals are logged with their reason")
 
         // Evicted: the node attests again by itself, to the same ID. Banned: it cannot.
-        #expect(try server.writ(["agent", "evict", "--spiffe-id", agent.id]).status == 0)
+        #expect(try await server.writ(["agent", "evict", "--spiffe-id", agent.id]).status == 0)
         #expect(await rpcCode { _ = try await agent.x509SVIDs([web]) } == .permissionDenied)
-        var again = try TestAgent(server: server)
+        var again = try await TestAgent(server: server)
         try await again.attest(x509popChain: chain) { try X509PopChallenge.sign(nonce: $0, with: nodeKey) }
         #expect(again.id == agent.id)
         #expect(try await again.x509SVIDs([web]).first?.hasError == false)
-        #expect(try server.writ(["agent", "ban", "--spiffe-id", agent.id]).status == 0)
-        var banned = try TestAgent(server: server)
+        #expect(try await server.writ(["agent", "ban", "--spiffe-id", agent.id]).status == 0)
+        var banned = try await TestAgent(server: server)
         #expect(await rpcCode { try await banned.attest(x509popChain: chain) { try X509PopChallenge.sign(nonce: $0, with: nodeKey) } } == .permissionDenied)
     }
 
@@ -111,7 +111,7 @@ import X509
         defer { Task { await server.stop() } }
         let pki = try TestNodePKI()
         let key = P256.Signing.PrivateKey()
-        var agent = try TestAgent(server: server)
+        var agent = try await TestAgent(server: server)
         do {
             try await agent.attest(x509popChain: pki.chainDER(try pki.node(commonName: "n", key: key))) { try X509PopChallenge.sign(nonce: $0, with: key) }
             Issue.record("x509pop was accepted without a node CA")
@@ -121,7 +121,7 @@ import X509
 
         let directory = try TemporaryDirectory(prefix: "writ-x509pop-bad")
         try "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n".write(to: directory.file("bad.pem"), atomically: true, encoding: .utf8)
-        let validate = try server.writ(["server", "validate", "--data-dir", directory.path, "--trust-domain", "example.org",
+        let validate = try await server.writ(["server", "validate", "--data-dir", directory.path, "--trust-domain", "example.org",
                                         "--x509pop-ca-bundle", directory.file("bad.pem").path])
         #expect(validate.status == 64 && validate.stderr.contains("x509pop.ca_bundle"), "\(validate.summary)")
     }

@@ -50,8 +50,8 @@ import Glibc
         init(_ description: String) { self.description = description }
     }
 
-    static func sha256sum(_ path: String) throws -> String {
-        let result = try ProcessRunner.run(try TestEnvironment.tool("sha256sum"), [path])
+    static func sha256sum(_ path: String) async throws -> String {
+        let result = try await ProcessRunner.run(try TestEnvironment.tool("sha256sum"), [path])
         guard result.status == 0, let hex = result.stdout.split(separator: " ").first else { throw TestFailure("sha256sum failed: \(result.summary)") }
         return String(hex)
     }
@@ -91,7 +91,7 @@ import Glibc
         #expect(Self.values(attested, "supplementary_gid") == ProcFiles.text("/proc/self/status")!.split(separator: "\n")
             .first { $0.hasPrefix("Groups:") }!.dropFirst(7).split(whereSeparator: \.isWhitespace).map(String.init))
         #expect(Self.values(attested, "path") == [Self.realPath(sleep)])
-        #expect(Self.values(attested, "sha256") == [try Self.sha256sum(Self.realPath(sleep))])
+        #expect(Self.values(attested, "sha256") == [try await Self.sha256sum(Self.realPath(sleep))])
         #expect(Self.values(attested, "script").isEmpty && attested.scriptRefusal == nil, "sleep is no interpreter")
         #expect(attested.process.pid == running.pid && attested.process.isStillCurrent())
     }
@@ -116,7 +116,7 @@ import Glibc
             defer { running.stop() }
             let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
             #expect(Self.values(attested, "script") == [Self.realPath(path)], "\(arguments): \(attested.scriptRefusal ?? "no refusal") \(attested.selectors)")
-            #expect(Self.values(attested, "script_sha256") == [try Self.sha256sum(path)])
+            #expect(Self.values(attested, "script_sha256") == [try await Self.sha256sum(path)])
             #expect(Self.values(attested, "path") == [Self.realPath(python)])
         }
     }
@@ -160,14 +160,14 @@ import Glibc
         defer { running.stop() }
         let attestor = UnixWorkloadAttestor()
         let before = try await attestor.attest(pid: running.pid)
-        #expect(Self.values(before, "script_sha256") == [try Self.sha256sum(path)])
+        #expect(Self.values(before, "script_sha256") == [try await Self.sha256sum(path)])
         usleep(20_000)
         // Edit, then set the modification time back: the ctime still moves.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data("import os\n".utf8))
         try handle.close()
-        #expect(try ProcessRunner.run(try TestEnvironment.tool("touch"), ["-d", "2000-01-01", path]).status == 0)
+        #expect(try await ProcessRunner.run(try TestEnvironment.tool("touch"), ["-d", "2000-01-01", path]).status == 0)
         let after = try await attestor.attest(pid: running.pid)
         #expect(Self.values(after, "script").isEmpty, "\(after.selectors)")
         #expect(after.scriptRefusal?.contains("changed after the process started") == true, "\(after.scriptRefusal ?? "")")
@@ -193,13 +193,13 @@ import Glibc
         try "one".write(toFile: path, atomically: false, encoding: .utf8)
         let digests = FileDigests(maximumSize: 64)
         let first = try #require(await digests.digest(path: path))
-        #expect(first.sha256 == (try Self.sha256sum(path)))
+        #expect(first.sha256 == (try await Self.sha256sum(path)))
         #expect(await digests.digest(path: path) == first)
         #expect(await digests.hits == 1)
         usleep(20_000)
         try "two".write(toFile: path, atomically: false, encoding: .utf8)
         let second = try #require(await digests.digest(path: path))
-        #expect(second.sha256 == (try Self.sha256sum(path)) && second.sha256 != first.sha256)
+        #expect(second.sha256 == (try await Self.sha256sum(path)) && second.sha256 != first.sha256)
         #expect(await digests.hits == 1)
         try String(repeating: "x", count: 65).write(toFile: path, atomically: false, encoding: .utf8)
         #expect(await digests.digest(path: path) == nil, "a file over the size limit is not hashed")
