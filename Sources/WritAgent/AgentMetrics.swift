@@ -7,7 +7,8 @@ public final class AgentMetrics: Sendable {
 
     public init() {}
 
-    /// Counts a Workload API call by method and outcome (`ok` or the gRPC status code name).
+    /// Counts a Workload API call by method and outcome (`ok` or the gRPC status name in lower
+    /// snake case, such as `permission_denied`).
     public func workloadCall(method: String, outcome: String) {
         registry.makeCounter(descriptor: .init(namespace: "writ_agent", metricName: "workload_api_calls", unitName: "total",
                                                helpText: "Workload API calls by method and outcome."),

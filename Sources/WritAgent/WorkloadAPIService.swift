@@ -71,19 +71,19 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let selectors = try await caller(request.metadata, method: method)
         let audience = request.message.audience
         guard !audience.isEmpty, audience.allSatisfy({ !$0.isEmpty }) else {
-            metrics.workloadCall(method: method, outcome: "invalidArgument")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.invalidArgument))
             throw RPCError(code: .invalidArgument, message: "audience must be specified")
         }
         let entries = await cache.lookupEntries(selectors, at: now())
         guard !entries.isEmpty else {
-            metrics.workloadCall(method: method, outcome: "permissionDenied")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.permissionDenied))
             throw Self.noIdentity
         }
         var chosen = entries
         if !request.message.spiffeID.isEmpty {
             chosen = entries.filter { $0.spiffeID.uri == request.message.spiffeID }
             guard !chosen.isEmpty else {
-                metrics.workloadCall(method: method, outcome: "permissionDenied")
+                metrics.workloadCall(method: method, outcome: Self.outcome(.permissionDenied))
                 throw RPCError(code: .permissionDenied, message: "no identity issued for `\(request.message.spiffeID.prefix(2048))` to this caller")
             }
             chosen = [chosen[0]]
@@ -105,7 +105,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             }
         } catch {
             logger.warning("JWT-SVID not minted", metadata: ["error": "\(error)"])
-            metrics.workloadCall(method: method, outcome: "unavailable")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.unavailable))
             throw RPCError(code: .unavailable, message: "the agent could not get a JWT-SVID from its server: \(error)")
         }
         metrics.workloadCall(method: method, outcome: "ok")
@@ -162,34 +162,52 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let stamped = metadata[PeerCredentials.header].compactMap { value -> String? in if case .string(let text) = value { return text }; return nil }
         guard stamped.count == 1, let credentials = PeerCredentials(headerValue: stamped[0]) else {
             logger.warning("workload caller credentials unreadable", metadata: ["method": "\(method)"])
-            metrics.workloadCall(method: method, outcome: "unavailable")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.unavailable))
             throw RPCError(code: .unavailable, message: "the caller's credentials cannot be read from the socket")
         }
         guard rateLimiter.allow(uid: credentials.uid) else {
-            metrics.workloadCall(method: method, outcome: "resource_exhausted")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.resourceExhausted))
             throw RPCError(code: .resourceExhausted, message: "too many Workload API calls from uid \(credentials.uid): at most \(rateLimiter.perSecond) per second")
         }
         if attestationDelay > .zero { try await Task.sleep(for: attestationDelay) }
         let attestation: UnixWorkloadAttestor.Attestation
         do { attestation = try await attestor.attest(pid: credentials.pid) } catch {
-            logger.info("workload attestation failed", metadata: ["method": "\(method)", "caller": "\(credentials)", "error": "\(error)"])
-            metrics.attestationRaced()
-            metrics.workloadCall(method: method, outcome: "unauthenticated")
-            throw RPCError(code: .unauthenticated, message: "the calling process is gone or changed while it was attested")
+            switch error.code {
+            case .processGone:
+                logger.info("workload caller gone during attestation", metadata: ["method": "\(method)", "caller": "\(credentials)", "error": "\(error)"])
+                metrics.attestationRaced()
+                metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
+                throw RPCError(code: .unauthenticated, message: "the calling process is gone or changed while it was attested")
+            case .unreadable:
+                // Not the caller's doing: it may retry (SPIRE answers Unavailable here too).
+                logger.warning("workload attestation failed", metadata: ["method": "\(method)", "caller": "\(credentials)", "error": "\(error)"])
+                metrics.workloadCall(method: method, outcome: Self.outcome(.unavailable))
+                throw RPCError(code: .unavailable, message: "workload attestation failed: \(error.message)")
+            }
         }
         // The socket's credentials were fixed at connect; the process must still be that one.
         if let pinned = credentials.startTicks, pinned != attestation.process.startTicks {
             logger.notice("workload pid reused since it connected", metadata: ["method": "\(method)", "caller": "\(credentials)"])
             metrics.attestationRaced()
-            metrics.workloadCall(method: method, outcome: "unauthenticated")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
             throw RPCError(code: .unauthenticated, message: "the process that connected is gone: its pid now names another process")
         }
         guard attestation.process.uid == credentials.uid, attestation.process.gid == credentials.gid else {
             metrics.attestationRaced()
-            metrics.workloadCall(method: method, outcome: "unauthenticated")
+            metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
             throw RPCError(code: .unauthenticated, message: "the calling process changed its credentials since it connected")
         }
         return Set(attestation.selectors)
+    }
+
+    /// A call's outcome as the metrics label it: the gRPC status name in lower snake case
+    /// (`permission_denied`), as `ok` is.
+    static func outcome(_ code: RPCError.Code) -> String {
+        var label = ""
+        for character in "\(code)" {
+            if character.isUppercase { label += "_" + character.lowercased() } else { label.append(character) }
+        }
+        return label
     }
 
     // MARK: responses
@@ -277,7 +295,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let selectors = try await caller(metadata, method: method)
         let first: Message
         do { first = try await build(selectors) } catch let error as RPCError {
-            metrics.workloadCall(method: method, outcome: "\(error.code)")
+            metrics.workloadCall(method: method, outcome: Self.outcome(error.code))
             throw error
         }
         metrics.workloadCall(method: method, outcome: "ok")

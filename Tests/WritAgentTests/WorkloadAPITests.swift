@@ -32,7 +32,8 @@ import Glibc
         let server: WorkloadAPIServer
         let task: Task<Void, any Error>
 
-        static func start(ca existing: CertificateAuthority? = nil, jwtMinter: (any JWTSVIDMinting)? = nil) async throws -> Endpoint {
+        static func start(ca existing: CertificateAuthority? = nil, jwtMinter: (any JWTSVIDMinting)? = nil,
+                          attestor: UnixWorkloadAttestor = UnixWorkloadAttestor(), rateLimit: Int = 1_000_000) async throws -> Endpoint {
             let ca: CertificateAuthority
             if let existing { ca = existing } else {
                 ca = try await CertificateAuthority(trustDomain: trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
@@ -40,7 +41,7 @@ import Glibc
             let cache = WorkloadIdentityCache(bundle: await ca.bundle())
             let directory = try TemporaryDirectory(prefix: "writ-wl")
             let socket = directory.file("agent.sock").path
-            let service = WorkloadAPIService(cache: cache, attestor: UnixWorkloadAttestor(), logger: Logger(label: "test"), jwtMinter: jwtMinter)
+            let service = WorkloadAPIService(cache: cache, attestor: attestor, logger: Logger(label: "test"), rateLimit: rateLimit, jwtMinter: jwtMinter)
             let server = try WorkloadAPIServer(socketPath: socket, service: service)
             let listening = ManagedSignal()
             // Its own threads: other suites' blocking waits must not starve the server.
@@ -171,12 +172,92 @@ import Glibc
         await endpoint.stop()
     }
 
+    /// FetchJWTSVID answers as SPIRE does: no identity, or a `spiffe_id` the caller does not
+    /// hold, is PermissionDenied; a missing or empty audience is InvalidArgument. Tokens are
+    /// reused per identity and audience set by the agent itself (each call here is a new
+    /// process, so no client cache is involved). The WIT-SVID methods answer Unimplemented.
+    @Test func fetchJWTSVIDRefusesWhatSPIRERefusesAndReusesTokens() async throws {
+        let ca = try await CertificateAuthority(trustDomain: Self.trustDomain, keyManager: MemoryKeyManager(), store: MemoryCAStateStore(), now: { Date() })
+        let minter = CountingJWTMinter(ca: ca)
+        let endpoint = try await Endpoint.start(ca: ca, jwtMinter: minter)
+        func call(_ arguments: [String]) async throws -> (code: String, details: String) {
+            let answer = try await endpoint.client(["raw", endpoint.socket] + arguments)
+            return (answer["code"] as? String ?? "", answer["details"] as? String ?? "")
+        }
+        let none = try await call(["FetchJWTSVID", "--audience", "https://api.example.org"])
+        #expect(none.code == "PERMISSION_DENIED" && none.details == "no identity issued", "\(none)")
+        await endpoint.cache.setIdentities([try await endpoint.identity("/svc/me", selectors: ["unix:uid:\(geteuid())"]),
+                                            try await endpoint.identity("/svc/nobody", selectors: ["unix:uid:65534"])])
+        let noAudience = try await call(["FetchJWTSVID"])
+        #expect(noAudience.code == "INVALID_ARGUMENT" && noAudience.details.contains("audience"), "\(noAudience)")
+        let emptyAudience = try await call(["FetchJWTSVID", "--audience", ""])
+        #expect(emptyAudience.code == "INVALID_ARGUMENT" && emptyAudience.details.contains("audience"), "\(emptyAudience)")
+        let notMine = try await call(["FetchJWTSVID", "--audience", "https://api.example.org", "--spiffe-id", "spiffe://example.org/svc/nobody"])
+        #expect(notMine.code == "PERMISSION_DENIED" && notMine.details.contains("svc/nobody"), "\(notMine)")
+        #expect(minter.calls == 0, "nothing was minted for refused requests")
+
+        let named = try await call(["FetchJWTSVID", "--audience", "https://api.example.org", "--spiffe-id", "spiffe://example.org/svc/me"])
+        let unnamed = try await call(["FetchJWTSVID", "--audience", "https://api.example.org"])
+        #expect(named.code == "OK" && unnamed.code == "OK", "\(named) \(unnamed)")
+        #expect(minter.calls == 1, "one token for one identity and audience set")
+        let otherAudience = try await call(["FetchJWTSVID", "--audience", "https://other.example.org"])
+        #expect(otherAudience.code == "OK" && minter.calls == 2, "\(otherAudience)")
+
+        for method in ["FetchWITSVID", "FetchWITBundles"] {
+            let wit = try await call([method])
+            #expect(wit.code == "UNIMPLEMENTED", "\(method): \(wit)")
+        }
+        await endpoint.stop()
+    }
+
+    /// A caller whose process cannot be read gets Unavailable (attestation failed; it may retry),
+    /// not Unauthenticated, which is kept for a process that died or was replaced. The agent
+    /// reads `/proc` from a root prepared for this one client: its status has no Uid/Gid lines.
+    @Test func aCallerThatCannotBeAttestedGetsUnavailable() async throws {
+        let proc = try TemporaryDirectory(prefix: "writ-fake-proc")
+        let endpoint = try await Endpoint.start(attestor: UnixWorkloadAttestor(procRoot: proc.path))
+        await endpoint.cache.setIdentities([try await endpoint.identity("/svc/me", selectors: ["unix:uid:\(geteuid())"])])
+        let handshake = try TemporaryDirectory(prefix: "writ-handshake")
+        async let answer = endpoint.client(["raw", endpoint.socket, "FetchX509SVID", "--handshake", handshake.path])
+        let deadline = ContinuousClock.now + .seconds(30)
+        var pid: Int32?
+        while pid == nil, ContinuousClock.now < deadline {
+            pid = (try? String(contentsOf: handshake.file("pid"), encoding: .utf8)).flatMap { Int32($0) }
+            if pid == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let client = try #require(pid, "the client did not start")
+        let fake = proc.file("\(client)")
+        try FileManager.default.createDirectory(at: fake, withIntermediateDirectories: true)
+        try "Name:\tpython3\nState:\tS (sleeping)\n".write(to: fake.appendingPathComponent("status"), atomically: true, encoding: .utf8)
+        try String(contentsOfFile: "/proc/\(client)/stat", encoding: .utf8).write(to: fake.appendingPathComponent("stat"), atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: handshake.file("go").path, contents: nil)
+        let refused = try await answer
+        #expect(refused["code"] as? String == "UNAVAILABLE" && (refused["details"] as? String ?? "").contains("attestation failed"), "\(refused)")
+        await endpoint.stop()
+    }
+
+    /// Each caller uid has a token bucket: a burst beyond the limit is ResourceExhausted, and
+    /// calls go through again once the bucket has refilled.
+    @Test func aCallerOverItsRateLimitIsRefusedAndRecovers() async throws {
+        let endpoint = try await Endpoint.start(rateLimit: 2)
+        await endpoint.cache.setIdentities([try await endpoint.identity("/svc/me", selectors: ["unix:uid:\(geteuid())"])])
+        let burst = try await endpoint.client(["raw", endpoint.socket, "FetchX509Bundles", "--repeat", "20"])
+        let codes = burst["codes"] as? [String] ?? []
+        #expect(codes.count == 20 && codes.prefix(2).allSatisfy { $0 == "OK" }, "\(burst)")
+        #expect(codes.contains("RESOURCE_EXHAUSTED"), "20 calls in a row with 2 allowed per second: \(burst)")
+        #expect(Set(codes).isSubset(of: ["OK", "RESOURCE_EXHAUSTED"]), "\(burst)")
+        try await Task.sleep(for: .seconds(1.5))
+        let later = try await endpoint.client(["raw", endpoint.socket, "FetchX509Bundles"])
+        #expect(later["code"] as? String == "OK", "\(later)")
+        await endpoint.stop()
+    }
+
     @Test(.timeLimit(.minutes(2))) func aStreamFollowsChangesAndEndsWhenNothingIsLeft() async throws {
         let endpoint = try await Endpoint.start()
         let first = try await endpoint.identity("/svc/first", selectors: ["unix:uid:\(geteuid())"], createdAt: Date(timeIntervalSince1970: 1))
         await endpoint.cache.setIdentities([first])
         let output = endpoint.directory.file("watch.jsonl")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let watcher = Process()
         watcher.executableURL = URL(fileURLWithPath: try TestEnvironment.interopPython())
         watcher.arguments = [TestEnvironment.packageRoot.appendingPathComponent("Tests/interop/workload_client.py").path, "watch", endpoint.socket]
@@ -199,8 +280,15 @@ import Glibc
         await endpoint.cache.setIdentities([first, try await endpoint.identity("/svc/second", selectors: ["unix:uid:\(geteuid())"], createdAt: Date(timeIntervalSince1970: 2))])
         let grown = try await lines(atLeast: 2)
         #expect(grown.count == 2 && grown.last?["ids"] as? [String] == ["spiffe://example.org/svc/first", "spiffe://example.org/svc/second"], "\(grown)")
+        // A bundle change (a new root prepared) sends the same SVIDs with the new bundle.
+        try await endpoint.ca.prepare(.root)
+        await endpoint.cache.setBundle(await endpoint.ca.bundle())
+        let rebundled = try await lines(atLeast: 3)
+        #expect(rebundled.count == 3 && rebundled.last?["serials"] as? [String] == grown.last?["serials"] as? [String], "\(rebundled)")
+        let bundleDigests = rebundled.compactMap { ($0["bundles"] as? [String])?.first }
+        #expect(bundleDigests.count == 3 && bundleDigests[1] != bundleDigests[2], "\(rebundled)")
         await endpoint.cache.setIdentities([])
-        let ended = try await lines(atLeast: 3)
+        let ended = try await lines(atLeast: 4)
         #expect(ended.last?["code"] as? String == "PERMISSION_DENIED", "\(ended)")
         while watcher.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         await endpoint.stop()

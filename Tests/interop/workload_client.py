@@ -5,11 +5,15 @@ usage:
       py-spiffe fetches the X.509 context, the X.509 bundles and the JWT bundles; writes
       OUTDIR/svid.pem (leaf first), OUTDIR/svid.key (PKCS#8) and OUTDIR/bundle.pem, and prints
       {"spiffe_ids": [...], "hints": [...], "x509_bundles": [...], "jwt_bundles": {td: [kid...]}}.
-  workload_client.py raw SOCKET METHOD [--no-header] [--forge PID:UID:GID]
-      calls METHOD (FetchX509SVID, FetchX509Bundles, FetchJWTBundles) with grpcio and py-spiffe's
-      generated stubs, reads the first message, and prints {"code": "OK" or the gRPC status name,
-      "details": ...}. --forge sends Writ's internal caller-credentials header itself, which the
-      agent must overwrite with what the kernel says.
+  workload_client.py raw SOCKET METHOD [--no-header] [--forge PID:UID:GID] [--audience A]...
+                        [--spiffe-id ID] [--repeat N] [--handshake DIR]
+      calls METHOD (FetchX509SVID, FetchX509Bundles, FetchJWTBundles, FetchJWTSVID with the
+      given audiences and spiffe_id; FetchWITSVID and FetchWITBundles, which py-spiffe's stubs
+      lack, by path with an empty request) with grpcio, reads the first message, and prints
+      {"code": "OK" or the gRPC status name, "details": ...} — with --repeat, N calls in a row
+      and {"codes": [...]}. --forge sends Writ's internal caller-credentials header itself,
+      which the agent must overwrite with what the kernel says. --handshake writes DIR/pid and
+      waits for DIR/go before calling, so a test can prepare for this very process.
   workload_client.py validate SOCKET AUDIENCE TOKEN
       py-spiffe's validate_jwt_svid; prints {"code": "OK", "spiffe_id": ..., "audience": [...]} or
       {"code": STATUS, "details": ...} from the Workload API's answer.
@@ -18,9 +22,9 @@ usage:
       the bundle key its `kid` names (ES256/RS256/PS256, audience checked, exp required); prints
       {"spiffe_id": ..., "token": ..., "claims": {...}}.
   workload_client.py watch SOCKET
-      follows FetchX509SVID (grpcio): one line {"ids": [...], "serials": [...], "not_after": [...]}
-      per message (serials lowercase hex, not_after Unix seconds), flushed, then {"code": STATUS}
-      when the stream ends.
+      follows FetchX509SVID (grpcio): one line {"ids": [...], "serials": [...], "not_after": [...],
+      "bundles": [...]} per message (serials lowercase hex, not_after Unix seconds, bundles the
+      SHA-256 of each SVID's bundle bytes), flushed, then {"code": STATUS} when the stream ends.
   workload_client.py watch-bundles SOCKET
       follows FetchX509Bundles and FetchJWTBundles (grpcio, two threads): one line
       {"kind": "x509"|"jwt", "digest": sha256 of the sorted bundle bytes} per message, flushed.
@@ -34,6 +38,7 @@ usage:
       starts FetchX509SVID with grpcio and, DELAY seconds later, exits at once (os._exit) while
       the agent may still be attesting it.
 """
+import hashlib
 import json
 import sys
 
@@ -67,25 +72,47 @@ def fetch(socket, outdir):
     }))
 
 
-def raw(socket, method, header, forge=None):
+def raw(socket, method, header, forge=None, audiences=(), spiffe_id="", repeat=None, handshake=None):
+    import os
+    import time
+    if handshake:
+        with open(f"{handshake}/pid.tmp", "w") as handle:
+            handle.write(str(os.getpid()))
+        os.rename(f"{handshake}/pid.tmp", f"{handshake}/pid")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"{handshake}/go") and time.monotonic() < deadline:
+            time.sleep(0.01)
     channel = grpc.insecure_channel("unix:" + socket)
     stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)
     metadata = [("workload.spiffe.io", "true")] if header else []
     if forge:
         metadata.append(("x-writ-peer-credentials", forge.replace(":", " ")))
+    untyped = lambda path: channel.unary_stream(path, request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
     requests = {
-        "FetchX509SVID": (stub.FetchX509SVID, workload_pb2.X509SVIDRequest()),
-        "FetchX509Bundles": (stub.FetchX509Bundles, workload_pb2.X509BundlesRequest()),
-        "FetchJWTBundles": (stub.FetchJWTBundles, workload_pb2.JWTBundlesRequest()),
+        "FetchX509SVID": (stub.FetchX509SVID, workload_pb2.X509SVIDRequest(), True),
+        "FetchX509Bundles": (stub.FetchX509Bundles, workload_pb2.X509BundlesRequest(), True),
+        "FetchJWTBundles": (stub.FetchJWTBundles, workload_pb2.JWTBundlesRequest(), True),
+        "FetchJWTSVID": (stub.FetchJWTSVID, workload_pb2.JWTSVIDRequest(audience=list(audiences), spiffe_id=spiffe_id), False),
+        "FetchWITSVID": (untyped("/SpiffeWorkloadAPI/FetchWITSVID"), b"", True),
+        "FetchWITBundles": (untyped("/SpiffeWorkloadAPI/FetchWITBundles"), b"", True),
     }
-    call, request = requests[method]
+    call, request, streaming = requests[method]
+
+    def once():
+        try:
+            answer = call(request, metadata=metadata, timeout=30)
+            if streaming:
+                next(answer)
+                answer.cancel()
+            return {"code": "OK", "details": ""}
+        except grpc.RpcError as error:
+            return {"code": error.code().name, "details": error.details()}
+
     try:
-        stream = call(request, metadata=metadata, timeout=30)
-        next(stream)
-        stream.cancel()
-        print(json.dumps({"code": "OK", "details": ""}))
-    except grpc.RpcError as error:
-        print(json.dumps({"code": error.code().name, "details": error.details()}))
+        if repeat is None:
+            print(json.dumps(once()))
+        else:
+            print(json.dumps({"codes": [once()["code"] for _ in range(repeat)]}))
     finally:
         channel.close()
 
@@ -99,7 +126,8 @@ def watch(socket):
             leaves = [x509.load_der_x509_certificate(first_der(svid.x509_svid)) for svid in message.svids]
             print(json.dumps({"ids": [svid.spiffe_id for svid in message.svids],
                               "serials": [format(leaf.serial_number, "x") for leaf in leaves],
-                              "not_after": [int(leaf.not_valid_after_utc.timestamp()) for leaf in leaves]}), flush=True)
+                              "not_after": [int(leaf.not_valid_after_utc.timestamp()) for leaf in leaves],
+                              "bundles": [hashlib.sha256(svid.bundle).hexdigest() for svid in message.svids]}), flush=True)
         print(json.dumps({"code": "OK"}), flush=True)
     except grpc.RpcError as error:
         print(json.dumps({"code": error.code().name, "details": error.details()}), flush=True)
@@ -228,8 +256,11 @@ def main():
         vanish(sys.argv[2], float(sys.argv[3]))
     else:
         rest = sys.argv[4:]
-        forge = rest[rest.index("--forge") + 1] if "--forge" in rest else None
-        raw(sys.argv[2], sys.argv[3], "--no-header" not in rest, forge)
+        option = lambda name: rest[rest.index(name) + 1] if name in rest else None
+        audiences = [rest[i + 1] for i, word in enumerate(rest) if word == "--audience"]
+        repeat = option("--repeat")
+        raw(sys.argv[2], sys.argv[3], "--no-header" not in rest, option("--forge"), audiences, option("--spiffe-id") or "",
+            int(repeat) if repeat else None, option("--handshake"))
 
 
 if __name__ == "__main__":
