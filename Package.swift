@@ -374,6 +374,7 @@ let package = Package(
                            .product(name: "GRPCCore", package: "grpc-swift-2"),
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        .testTarget(name: "SPIFFETLSTests", dependencies: ["SPIFFETLS", "SPIFFEIdentity"]),
         .testTarget(
             name: "WritAgentTests",
             dependencies: ["WritAgent", "SPIFFEWorkloadAPI", "SPIFFEJWT", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",

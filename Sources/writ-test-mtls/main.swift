@@ -1,9 +1,10 @@
 // writ-test-mtls: two SPIFFE workloads talking mTLS through the Swift SDK (SPIFFETLS), for
 // the agent's acceptance tests. Both take their identity from the Workload API at --socket.
 //
-//   writ-test-mtls serve --socket S --allow ID
+//   writ-test-mtls serve --socket S (--allow ID | --allow-one-of ID,ID… | --allow-member TD)
 //       listens on 127.0.0.1 (a free port, printed as {"port": N}); for each connection whose
-//       peer passes the authorizer, writes {"server_serial": hex, "peer": id} and closes.
+//       peer passes the authorizer (exactly ID, one of the IDs, or any workload of trust domain
+//       TD), writes {"server_serial": hex, "peer": id} and closes.
 //   writ-test-mtls connect --socket S --port N --expect ID
 //       connects, requires the server to be ID, prints {"ok": true, "server_serial": …,
 //       "client_serial": …} or {"ok": false, "error": …}.
@@ -82,8 +83,17 @@ do {
     let group = MultiThreadedEventLoopGroup.singleton
     switch mode {
     case "serve":
-        guard let allowed = argument("--allow") else { throw ToolFailure("--allow is required") }
-        let tls = SPIFFETLSContext(source: source, authorizer: .id(try SPIFFEID(parsing: allowed)))
+        let authorizer: SPIFFEAuthorizer
+        if let allowed = argument("--allow") {
+            authorizer = .id(try SPIFFEID(parsing: allowed))
+        } else if let list = argument("--allow-one-of") {
+            authorizer = .oneOf(Set(try list.split(separator: ",").map { try SPIFFEID(parsing: String($0)) }))
+        } else if let domain = argument("--allow-member") {
+            authorizer = .memberOf(try TrustDomain(parsing: domain))
+        } else {
+            throw ToolFailure("one of --allow, --allow-one-of and --allow-member is required")
+        }
+        let tls = SPIFFETLSContext(source: source, authorizer: authorizer)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

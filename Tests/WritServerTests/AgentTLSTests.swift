@@ -7,7 +7,8 @@ import WritTestSupport
 
 /// mTLS between two Swift processes through the SDK (`SPIFFETLS`, `writ-test-mtls`), each with
 /// its identity from a real agent: the server's rotation changes the serial it presents
-/// without a restart; a peer the authorizer does not accept is refused on either side; and
+/// without a restart; a peer the authorizer does not accept is refused on either side, with
+/// the exact-ID, member-of-trust-domain and one-of-a-set authorizers; and
 /// `openssl s_client` with the files of `writ api fetch x509 --write` is served.
 @Suite(.serialized) struct AgentTLSTests {
     @Test func swiftWorkloadsDoMutualTLSAndFollowRotation() async throws {
@@ -23,20 +24,24 @@ import WritTestSupport
         let setpriv = try TestEnvironment.tool("setpriv")
         let asNobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", tool]
 
-        let output = agent.directory.file("mtls-server.jsonl")
-        let tlsServer = try AgentProcessTests.spawn(tool, ["serve", "--socket", agent.socket, "--allow", clientID], stdout: output)
-        defer { if tlsServer.isRunning { tlsServer.terminate() } }
-        var port = 0
-        #expect(try await AgentProcessHarness.eventually(.seconds(30)) {
-            port = AgentWorkloadTests.lines(output).first?["port"] as? Int ?? 0
-            return port > 0
-        }, "the TLS server did not start: \(AgentWorkloadTests.lines(output))")
-
-        func connect(_ prefix: [String], expect: String) async throws -> [String: Any] {
+        /// Starts a TLS server (as root: the server identity) with `authorizer`; returns it and its port.
+        func startServer(_ authorizer: [String], log name: String) async throws -> (Process, Int) {
+            let output = agent.directory.file(name)
+            let process = try AgentProcessTests.spawn(tool, ["serve", "--socket", agent.socket] + authorizer, stdout: output)
+            var port = 0
+            #expect(try await AgentProcessHarness.eventually(.seconds(30)) {
+                port = AgentWorkloadTests.lines(output).first?["port"] as? Int ?? 0
+                return port > 0
+            }, "the TLS server \(authorizer) did not start: \(AgentWorkloadTests.lines(output))")
+            return (process, port)
+        }
+        func connect(_ prefix: [String], port: Int, expect: String) async throws -> [String: Any] {
             let result = try await ProcessRunner.run(prefix[0], Array(prefix.dropFirst()) + ["connect", "--socket", agent.socket, "--port", String(port), "--expect", expect])
             return jsonObject(result.stdout.split(separator: "\n").last.map(String.init) ?? "")
         }
-        let first = try await connect(asNobody, expect: serverID)
+        let (tlsServer, port) = try await startServer(["--allow", clientID], log: "mtls-server.jsonl")
+        defer { if tlsServer.isRunning { tlsServer.terminate() } }
+        let first = try await connect(asNobody, port: port, expect: serverID)
         #expect(first["ok"] as? Bool == true, "\(first)")
         #expect(first["peer_seen_by_server"] as? String == clientID, "\(first)")
         let firstSerial = first["server_serial"] as? String ?? ""
@@ -44,17 +49,29 @@ import WritTestSupport
         // The server's SVID rotates (20 s TTL); new handshakes present the new one, no restart.
         var latest: [String: Any] = [:]
         let rotated = try await AgentProcessHarness.eventually(.seconds(60)) {
-            latest = try await connect(asNobody, expect: serverID)
+            latest = try await connect(asNobody, port: port, expect: serverID)
             return latest["ok"] as? Bool == true && (latest["server_serial"] as? String ?? firstSerial) != firstSerial
         }
         #expect(rotated, "the server kept presenting \(firstSerial): \(latest)")
         #expect(tlsServer.isRunning)
 
         // Refusals: the client expects someone else; the server does not accept root's identity.
-        let wrongServer = try await connect(asNobody, expect: "spiffe://example.org/svc/someone-else")
+        let wrongServer = try await connect(asNobody, port: port, expect: "spiffe://example.org/svc/someone-else")
         #expect(wrongServer["ok"] as? Bool == false, "a server failing the client's authorizer must be refused: \(wrongServer)")
-        let wrongClient = try await connect([tool], expect: serverID)
+        let wrongClient = try await connect([tool], port: port, expect: serverID)
         #expect(wrongClient["ok"] as? Bool == false, "a client failing the server's authorizer must be refused: \(wrongClient)")
+
+        // The SDK's other authorizers, in real handshakes: member of a trust domain, one of a set.
+        let authorizers = [(["--allow-member", "example.org"], true), (["--allow-member", "partner.org"], false),
+                           (["--allow-one-of", "spiffe://example.org/svc/someone-else,\(clientID)"], true),
+                           (["--allow-one-of", "spiffe://example.org/svc/someone-else"], false)]
+        for (n, (authorizer, accepts)) in authorizers.enumerated() {
+            let (other, otherPort) = try await startServer(authorizer, log: "mtls-authorizer-\(n).jsonl")
+            defer { if other.isRunning { other.terminate() } }
+            let answer = try await connect(asNobody, port: otherPort, expect: serverID)
+            #expect(answer["ok"] as? Bool == accepts, "\(authorizer) must \(accepts ? "accept" : "refuse") \(clientID): \(answer)")
+            if accepts { #expect(answer["peer_seen_by_server"] as? String == clientID, "\(answer)") }
+        }
 
         // openssl s_client with the files `writ api fetch x509 --write` leaves for the client.
         let files = try TemporaryDirectory(prefix: "writ-tls-files")
