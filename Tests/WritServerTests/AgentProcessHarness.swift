@@ -19,26 +19,32 @@ final class AgentProcessHarness: @unchecked Sendable {
     var socket: String { directory.file("public/api.sock").path }
     var adminSocket: String { directory.file("private/admin.sock").path }
 
-    /// Starts an agent with a fresh join token and the server's PEM bundle; waits for ready.json.
+    /// Starts an agent and waits for ready.json. By default it trusts the server's PEM bundle
+    /// (`--trust-bundle`) and attests with a fresh join token; `trust` replaces the first (given
+    /// the bundle's directory) and `attestation` the second. With `waitForReady` false it
+    /// returns once the process has started.
     static func start(server: ServerHarness, extraArguments: [String] = [], joinToken: String? = nil,
-                      environment: [String: String] = [:]) async throws -> AgentProcessHarness {
+                      environment: [String: String] = [:], trust: ((TemporaryDirectory) throws -> [String])? = nil,
+                      attestation: [String]? = nil, waitForReady: Bool = true) async throws -> AgentProcessHarness {
         let directory = try TemporaryDirectory(prefix: "writ-agt")
         _ = chmod(directory.path, 0o755)
         let bundle = try await server.writ(["bundle", "show", "--format", "pem"])
         guard bundle.status == 0 else { throw TestFailure("writ bundle show: \(bundle.summary)") }
         try Data(bundle.stdout.utf8).write(to: directory.file("bundle.pem"))
-        let token: String
-        if let joinToken { token = joinToken } else {
+        var attest: [String]
+        if let attestation { attest = attestation } else if let joinToken { attest = ["--join-token", joinToken] } else {
             let generated = try await server.writ(["token", "generate", "--output", "json"])
             guard generated.status == 0, let text = jsonObject(generated.stdout)["token"] as? String else { throw TestFailure("writ token generate: \(generated.summary)") }
-            token = text
+            attest = ["--join-token", text]
         }
         let listen = server.ready["listen"] as? String ?? ""
+        let trusted = try trust?(directory) ?? ["--trust-bundle", directory.file("bundle.pem").path]
         let arguments = ["agent", "run", "--server", listen, "--data-dir", directory.file("data").path,
                          "--socket", directory.file("public/api.sock").path, "--agent-admin-socket", directory.file("private/admin.sock").path,
-                         "--http-listen", "127.0.0.1:0", "--trust-bundle", directory.file("bundle.pem").path] + extraArguments
+                         "--http-listen", "127.0.0.1:0"] + trusted + extraArguments
         let harness = try AgentProcessHarness(directory: directory, server: server, arguments: arguments, environment: environment)
-        try harness.launch(extra: ["--join-token", token])
+        try harness.launch(extra: attest)
+        guard waitForReady else { return harness }
         do { try await harness.waitUntilReady() } catch {
             await harness.stop()
             throw error
