@@ -88,6 +88,8 @@ import Glibc
         #expect(Self.values(attested, "uid") == [String(geteuid())])
         #expect(Self.values(attested, "gid") == [String(getegid())])
         #expect(Self.values(attested, "user") == [UnixWorkloadAttestor.userName(geteuid())].compactMap { $0 })
+        #expect(Self.values(attested, "group") == [UnixWorkloadAttestor.groupName(getegid())].compactMap { $0 })
+        #expect(!Self.values(attested, "user").isEmpty && !Self.values(attested, "group").isEmpty, "this test's own user and group have names")
         #expect(Self.values(attested, "supplementary_gid") == ProcFiles.text("/proc/self/status")!.split(separator: "\n")
             .first { $0.hasPrefix("Groups:") }!.dropFirst(7).split(whereSeparator: \.isWhitespace).map(String.init))
         #expect(Self.values(attested, "path") == [Self.realPath(sleep)])
@@ -103,8 +105,23 @@ import Glibc
         defer { running.stop() }
         let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
         #expect(Self.values(attested, "uid") == ["65534"] && Self.values(attested, "gid") == ["65534"])
-        #expect(Self.values(attested, "user") == ["nobody"])
+        #expect(Self.values(attested, "user") == ["nobody"] && Self.values(attested, "group") == ["nogroup"])
         #expect(Self.values(attested, "supplementary_gid").isEmpty)
+    }
+
+    /// Ids without a passwd or group entry are attested by number; the names are left out
+    /// rather than failing the attestation.
+    @Test func idsWithoutNamesAreAttestedWithoutUserAndGroup() async throws {
+        guard geteuid() == 0 else { throw TestEnvironment.MissingPrerequisite("running a process as another user needs root (setpriv)") }
+        let unnamed: UInt32 = 54_321
+        #expect(UnixWorkloadAttestor.userName(unnamed) == nil && UnixWorkloadAttestor.groupName(unnamed) == nil, "uid/gid \(unnamed) must have no name here")
+        let sleep = try TestEnvironment.tool("sleep")
+        let running = try Running(try TestEnvironment.tool("setpriv"), ["--reuid=\(unnamed)", "--regid=\(unnamed)", "--clear-groups", sleep, "30"], running: ["30"])
+        defer { running.stop() }
+        let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
+        #expect(Self.values(attested, "uid") == ["\(unnamed)"] && Self.values(attested, "gid") == ["\(unnamed)"], "\(attested.selectors)")
+        #expect(Self.values(attested, "user").isEmpty && Self.values(attested, "group").isEmpty, "\(attested.selectors)")
+        #expect(Self.values(attested, "path") == [Self.realPath(sleep)])
     }
 
     @Test func aPlainScriptIsNamedWithItsDigest() async throws {
@@ -146,6 +163,19 @@ import Glibc
             #expect(attested.scriptRefusal?.contains(reason) == true, "\(name): \(attested.scriptRefusal ?? "no reason")")
             #expect(!Self.values(attested, "sha256").isEmpty, "\(name): the executable is still attested")
         }
+        // Every variable that makes an interpreter load code from elsewhere, each on its own
+        // (values chosen so that Python still starts and runs the script).
+        for name in UnixWorkloadAttestor.dangerousEnvironment.sorted() {
+            let value = ["PYTHONHOME": "/usr", "PYTHONINSPECT": "1", "PYTHONSAFEPATH": "1"][name] ?? "/nonexistent/evil"
+            let running = try Running(python, [path], environment: [name: value])
+            defer { running.stop() }
+            let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
+            #expect(Self.values(attested, "script").isEmpty && attested.scriptRefusal?.contains(name) == true,
+                    "\(name)=\(value): \(attested.scriptRefusal ?? "no refusal") \(attested.selectors)")
+        }
+        #expect(UnixWorkloadAttestor.dangerousEnvironment.isSuperset(of: [
+            "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB",
+            "BASH_ENV", "ENV", "LD_PRELOAD", "LD_LIBRARY_PATH"]), "every variable the issue names is refused")
         // A relative path is resolved against the process's directory once allowed.
         let relative = try Running(python, ["agent.py"], directory: directory.url)
         defer { relative.stop() }
