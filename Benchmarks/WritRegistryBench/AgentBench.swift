@@ -11,6 +11,8 @@
 // 3. The agent's resident memory with 10,000 entries (1,000 SVIDs minted: the cache limit).
 // 4. A full sync of N entries from the server into a real agent: from the agent's start until
 //    its debug endpoint reports all N entries.
+// 5. `writ dev` time to ready (goal under 5 s): from the spawn until it prints "ready in",
+//    on a fresh directory (a new CA, keys, a join token) and again on the same directory.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -247,5 +249,39 @@ func agentBenchmarks(_ options: Options, client: HTTPClient) async throws -> [St
         guard report["entries"] as? Int == options.entries else { throw BenchFailure("the agent holds \(report["entries"] ?? 0) entries after its first sync") }
         results["agent_full_sync"] = ["entries": options.entries, "seconds": seconds(ready - start), "rss_kib": agent.rssKiB]
     }
+    FileHandle.standardError.write(Data("writ-bench-registry: writ dev time to ready…\n".utf8))
+    results["dev_ready"] = try await devReady(writ: options.writ)
     return results
+}
+
+/// `writ dev` from spawn to its "ready in" line, on a fresh directory and then on the same
+/// one again (each run stopped with SIGINT, as Ctrl-C does).
+func devReady(writ: String) async throws -> [String: Any] {
+    let directory = try TemporaryDirectory(prefix: "writ-bench-dev")
+    var runs: [Double] = []
+    for _ in 0..<2 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: writ)
+        process.arguments = ["dev", "--data-dir", directory.file("dev").path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        let start = ContinuousClock.now
+        try process.run()
+        let reader = output.fileHandleForReading
+        let ready: Duration? = await Task.detached {
+            var text = ""
+            while !text.contains("ready in") {
+                let chunk = reader.availableData
+                if chunk.isEmpty { return nil }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return ContinuousClock.now - start
+        }.value
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        guard let ready else { throw BenchFailure("writ dev exited (status \(process.terminationStatus)) before it was ready") }
+        runs.append(seconds(ready))
+    }
+    return ["fresh_s": runs[0], "again_s": runs[1], "goal_s": 5.0]
 }
