@@ -114,6 +114,9 @@ public actor WorkloadIdentityCache {
     /// How many entries hold an SVID.
     public var svidCount: Int { svids.count }
 
+    /// The ids of the entries that hold an SVID (without counting as serving them).
+    var svidIDs: Set<String> { Set(svids.keys) }
+
     /// Replaces the trust domain's bundle and the federated bundles.
     public func setBundles(_ bundle: TrustBundle, federated: [TrustDomain: TrustBundle]) {
         self.bundle = bundle
