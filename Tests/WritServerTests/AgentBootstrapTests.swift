@@ -61,6 +61,7 @@ import X509
 
         let limits = try Self.openFileLimits(pinned.pid)
         #expect(limits.soft == limits.hard, "the agent raises its soft RLIMIT_NOFILE to the hard limit: \(limits)")
+        try await pinned.stopAndCheckKeysOnDisk()
     }
 
     @Test func aSPIFFEBundleFileAndAnInsecureBootstrapBothWork() async throws {
@@ -79,6 +80,8 @@ import X509
         defer { Task { await insecure.stop() } }
         #expect(insecure.agentLog.contains("INSECURE BOOTSTRAP") && insecure.agentLog.contains("critical"), "\(insecure.agentLog)")
         #expect(try await Self.servesAWorkload(insecure, server, path: "/svc/insecure"), "\(insecure.agentLog)")
+        try await fromJSON.stopAndCheckKeysOnDisk()
+        try await insecure.stopAndCheckKeysOnDisk()
     }
 
     @Test func anAgentAttestsWithX509PopFiles() async throws {
@@ -101,5 +104,6 @@ import X509
         // A restart comes back as the same agent (its stored SVID; the files stay for re-attestation).
         try await agent.restart()
         #expect(agent.agentID == "spiffe://example.org/writ/agent/x509pop/\(TestNodePKI.sha256Hex(node))", "\(agent.ready)")
+        try await agent.stopAndCheckKeysOnDisk()
     }
 }

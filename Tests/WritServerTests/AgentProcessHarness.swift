@@ -1,9 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Crypto
 import Foundation
 import Testing
 import WritTestSupport
+import X509
 
 /// A `writ agent run` process for one test, attached to a ``ServerHarness``: its data dir, its
 /// Workload API socket and its admin socket live in a temporary directory of its own.
@@ -146,5 +148,32 @@ final class AgentProcessHarness: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(20)
         while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// The files an agent keeps in its data dir; nothing else may be there.
+    static let dataFiles: Set<String> = ["agent-svid.pem", "agent-key.pem", "bundle.pem", "ready.json"]
+
+    /// Stops the agent and checks what it left on disk: its data dir holds only ``dataFiles``,
+    /// the one private key there is its own (the agent SVID's key), and no other file in its
+    /// directory holds a private key — workload keys live only in the agent's memory.
+    func stopAndCheckKeysOnDisk() async throws {
+        await stop()
+        let data = directory.file("data").path
+        let names = try FileManager.default.contentsOfDirectory(atPath: data)
+        #expect(Set(names).isSubset(of: Self.dataFiles), "unexpected files in the agent's data dir: \(names.sorted())")
+        let keyPEM = try String(contentsOfFile: data + "/agent-key.pem", encoding: .utf8)
+        let chainPEM = try String(contentsOfFile: data + "/agent-svid.pem", encoding: .utf8)
+        let key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
+        let leaf = try Certificate(pemEncoded: (chainPEM.components(separatedBy: "-----END CERTIFICATE-----").first ?? "") + "-----END CERTIFICATE-----")
+        #expect(leaf.publicKey == Certificate.PublicKey(key.publicKey), "agent-key.pem is not the agent SVID's key")
+        let everything = FileManager.default.enumerator(atPath: directory.path)?.compactMap { $0 as? String } ?? []
+        for path in everything where path != "data/agent-key.pem" {
+            let full = directory.file(path).path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let bytes = FileManager.default.contents(atPath: full) else { continue }
+            #expect(bytes.range(of: Data("PRIVATE KEY".utf8)) == nil && bytes.range(of: key.rawRepresentation) == nil,
+                    "`\(path)` in the agent's directory holds a private key")
+        }
     }
 }

@@ -73,6 +73,7 @@ import WritTestSupport
         let workloadKey = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
         let holders = try await Self.filesHolding(key: workloadKey, under: [agent.directory.path, "/tmp"], changedSince: marker, excluding: out.path)
         #expect(holders.isEmpty, "a workload private key is on disk: \(holders)")
+        try await agent.stopAndCheckKeysOnDisk()
     }
 
     /// The agent renews its own SVID at half-life (1-minute agent SVIDs), keeps it 0600, and a

@@ -87,5 +87,6 @@ import WritTestSupport
             "s_client", "-connect", "127.0.0.1:\(port)", "-cert", files.file("svid.0.pem").path, "-cert_chain", files.file("intermediates.pem").path, "-key", files.file("svid.0.key").path,
             "-CAfile", files.file("bundle.0.pem").path, "-verify_return_error", "-quiet"], stdin: Data())
         #expect(openssl.stdout.contains("\"peer\":\"\(clientID)\""), "the Swift server must accept openssl with the written files: \(openssl.summary)")
+        try await agent.stopAndCheckKeysOnDisk()
     }
 }

@@ -94,6 +94,7 @@ import WritTestSupport
         #expect(nobodyResult.status == 0, "\(nobodyResult.summary)")
         let ids = nobodyResult.stdout.split(separator: "\n").filter { $0.contains("\"spiffe_id\"") }
         #expect(ids.count == 100 && ids.allSatisfy { $0.contains("spiffe://example.org/svc/nobody-writ") }, "\(Set(ids))")
+        try await agent.stopAndCheckKeysOnDisk()
     }
 
     /// A caller that exits while the agent attests it (a delay injected into attestation) is

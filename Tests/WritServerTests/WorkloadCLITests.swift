@@ -79,5 +79,6 @@ import Glibc
         #expect(overridden.status == 0 && overridden.stdout.contains(first), "\(overridden.summary)")
         let nowhere = try await api(["fetch", "x509", "--timeout", "1s"], environment: ["SPIFFE_ENDPOINT_SOCKET": "unix:///nonexistent/api.sock"])
         #expect(nowhere.status == 69, "\(nowhere.summary)")
+        try await agent.stopAndCheckKeysOnDisk()
     }
 }
