@@ -13,18 +13,18 @@ import WritTestSupport
         ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").map { jsonObject(String($0)) }
     }
 
-    /// Short-lived SVIDs (20 s) are rotated at half-life: a py-spiffe-side grpcio watcher and a
-    /// Swift SDK watcher (`writ api watch`) in other processes each receive a new serial before
-    /// the old certificate expires. A forced root rotation and a JWT key rotation reach open
-    /// bundle streams.
+    /// Short-lived SVIDs (20 s, the server's configured default) are rotated at half-life:
+    /// py-spiffe's own watcher (`stream_x509_contexts`) and a Swift SDK watcher (`writ api
+    /// watch`) in other processes each receive a new serial before the old certificate expires.
+    /// A forced root rotation and a JWT key rotation reach open bundle streams.
     @Test func rotationsReachWatchersInOtherProcesses() async throws {
-        let server = try await ServerHarness.start()
+        let server = try await ServerHarness.start(extraArguments: ["--x509-svid-ttl", "20s"])
         defer { Task { await server.stop() } }
         let agent = try await AgentProcessHarness.start(server: server)
         defer { Task { await agent.stop() } }
-        try await AgentAPITests.entry(server, "spiffe://example.org/svc/rotating", parent: agent.agentID, selector: "unix:uid:\(geteuid())", ["--x509-ttl", "20s"])
+        try await AgentAPITests.entry(server, "spiffe://example.org/svc/rotating", parent: agent.agentID, selector: "unix:uid:\(geteuid())")
         let python = agent.directory.file("python-watch.jsonl"), swift = agent.directory.file("swift-watch.jsonl"), bundles = agent.directory.file("bundles.jsonl")
-        let py = try AgentProcessTests.spawn(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py"), "watch", agent.socket], stdout: python)
+        let py = try AgentProcessTests.spawn(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py"), "pywatch", agent.socket, "90"], stdout: python)
         let sdk = try AgentProcessTests.spawn(try TestEnvironment.executable("writ"), ["api", "watch", "--socket", agent.socket, "--timeout", "30s"], stdout: swift)
         let bundleWatch = try AgentProcessTests.spawn(try TestEnvironment.interopPython(), [TestEnvironment.interopScript("workload_client.py"), "watch-bundles", agent.socket], stdout: bundles)
         defer { for process in [py, sdk, bundleWatch] where process.isRunning { process.terminate() } }

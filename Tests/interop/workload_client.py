@@ -25,6 +25,10 @@ usage:
       follows FetchX509SVID (grpcio): one line {"ids": [...], "serials": [...], "not_after": [...],
       "bundles": [...]} per message (serials lowercase hex, not_after Unix seconds, bundles the
       SHA-256 of each SVID's bundle bytes), flushed, then {"code": STATUS} when the stream ends.
+  workload_client.py pywatch SOCKET SECONDS
+      follows X.509 contexts with py-spiffe's own watcher (stream_x509_contexts) for SECONDS:
+      one line {"ids": [...], "serials": [...], "not_after": [...]} per update, flushed; an
+      error prints {"error": ...}.
   workload_client.py watch-bundles SOCKET
       follows FetchX509Bundles and FetchJWTBundles (grpcio, two threads): one line
       {"kind": "x509"|"jwt", "digest": sha256 of the sorted bundle bytes} per message, flushed.
@@ -133,6 +137,25 @@ def watch(socket):
         print(json.dumps({"code": error.code().name, "details": error.details()}), flush=True)
     finally:
         channel.close()
+
+
+def pywatch(socket, seconds):
+    import threading
+    done = threading.Event()
+
+    def on_success(context):
+        svids = context.x509_svids
+        print(json.dumps({"ids": [str(svid.spiffe_id) for svid in svids],
+                          "serials": [format(svid.leaf.serial_number, "x") for svid in svids],
+                          "not_after": [int(svid.leaf.not_valid_after_utc.timestamp()) for svid in svids]}), flush=True)
+
+    def on_error(error):
+        print(json.dumps({"error": str(error)}), flush=True)
+
+    with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
+        handler = client.stream_x509_contexts(on_success, on_error)
+        done.wait(seconds)
+        handler.cancel()
 
 
 def first_der(blob):
@@ -246,6 +269,8 @@ def main():
         jwt_fetch(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "watch":
         watch(sys.argv[2])
+    elif sys.argv[1] == "pywatch":
+        pywatch(sys.argv[2], float(sys.argv[3]))
     elif sys.argv[1] == "watch-bundles":
         watch_bundles(sys.argv[2])
     elif sys.argv[1] == "fetch-loop":
