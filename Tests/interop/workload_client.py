@@ -35,6 +35,11 @@ usage:
   workload_client.py fetch-loop SOCKET N
       py-spiffe fetches the X.509 context N times in one process; prints {"ids": [every distinct
       SPIFFE ID received], "fetches": N}.
+  workload_client.py fetch-until SOCKET STOPFILE
+      as fetch-loop, until STOPFILE exists; prints {"ids": [...], "fetches": n}.
+  workload_client.py malformed SOCKET METHOD
+      a well-framed gRPC call (the security header set) whose request bytes are not a valid
+      protobuf message; prints {"code": ..., "details": ...}.
   workload_client.py health SOCKET SERVICE
       grpc.health.v1.Health/Check with grpcio (bytes by hand); prints {"code": ..., "status": n}
       (1 = SERVING).
@@ -193,13 +198,31 @@ def watch_bundles(socket):
         thread.join()
 
 
-def fetch_loop(socket, count):
+def fetch_loop(socket, count, until=None):
+    import os
     ids = set()
+    fetches = 0
     with WorkloadApiClient(socket_path="unix://" + socket, default_timeout=30) as client:
-        for _ in range(count):
+        while (fetches < count) if until is None else not os.path.exists(until):
             for svid in client.fetch_x509_context().x509_svids:
                 ids.add(str(svid.spiffe_id))
-    print(json.dumps({"ids": sorted(ids), "fetches": count}))
+            fetches += 1
+    print(json.dumps({"ids": sorted(ids), "fetches": fetches}))
+
+
+def malformed(socket, method):
+    """A well-framed gRPC call whose request is not a valid protobuf message."""
+    channel = grpc.insecure_channel("unix:" + socket)
+    call = channel.unary_stream("/SpiffeWorkloadAPI/" + method, request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+    try:
+        # Field 1, wire type 2 (length-delimited), claiming 100 bytes that are not there.
+        stream = call(b"\x0a\x64\x01", metadata=[("workload.spiffe.io", "true")], timeout=30)
+        next(stream)
+        print(json.dumps({"code": "OK", "details": ""}))
+    except grpc.RpcError as error:
+        print(json.dumps({"code": error.code().name, "details": error.details()}))
+    finally:
+        channel.close()
 
 
 def vanish(socket, delay):
@@ -275,6 +298,10 @@ def main():
         watch_bundles(sys.argv[2])
     elif sys.argv[1] == "fetch-loop":
         fetch_loop(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "fetch-until":
+        fetch_loop(sys.argv[2], 0, until=sys.argv[3])
+    elif sys.argv[1] == "malformed":
+        malformed(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "health":
         health(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
     elif sys.argv[1] == "vanish":
