@@ -7,7 +7,8 @@ import WritTestSupport
 
 /// `writ dev`, the README's first command: the README's first-hour commands run verbatim
 /// against it (with `swift run writ` standing for the built binary), one instance per
-/// directory, a clean stop on SIGINT, and the same trust bundle on the next run.
+/// directory, a clean stop on SIGINT and SIGTERM, the same trust bundle on the next run, and
+/// `--trust-domain` / `--data-dir`.
 @Suite(.serialized) struct DevCommandTests {
     /// The lines of the README block marked `readme-commands`.
     static func readmeCommands() throws -> [String] {
@@ -22,14 +23,17 @@ import WritTestSupport
         let process = Process()
         let home: TemporaryDirectory
         let output: URL
-        var directory: String { home.file(".writ/dev").path }
 
-        init(home: TemporaryDirectory, log: String) throws {
+        let dataDir: String?
+        var directory: String { dataDir ?? home.file(".writ/dev").path }
+
+        init(home: TemporaryDirectory, log: String, arguments: [String] = [], dataDir: String? = nil) throws {
             self.home = home
+            self.dataDir = dataDir
             output = home.file(log)
             _ = FileManager.default.createFile(atPath: output.path, contents: nil)
             process.executableURL = URL(fileURLWithPath: try TestEnvironment.executable("writ"))
-            process.arguments = ["dev"]
+            process.arguments = ["dev"] + arguments + (dataDir.map { ["--data-dir", $0] } ?? [])
             process.environment = ProcessInfo.processInfo.environment.merging(["HOME": home.path]) { $1 }
             let handle = try FileHandle(forWritingTo: output)
             process.standardOutput = handle
@@ -43,15 +47,15 @@ import WritTestSupport
             let started = ContinuousClock.now
             try process.run()
             let ready = try await AgentProcessHarness.eventually(.seconds(30)) {
-                FileManager.default.fileExists(atPath: home.file(".writ/dev/env").path) || !process.isRunning
+                FileManager.default.fileExists(atPath: directory + "/env") || !process.isRunning
             }
             guard ready, process.isRunning else { throw TestFailure("writ dev did not become ready within 30 s:\n\(log)") }
             return ContinuousClock.now - started
         }
 
-        /// SIGINT, as Ctrl-C; the exit status.
-        func interrupt() async -> Int32 {
-            kill(process.processIdentifier, SIGINT)
+        /// SIGINT, as Ctrl-C (or `signal`); the exit status.
+        func interrupt(_ signal: Int32 = SIGINT) async -> Int32 {
+            kill(process.processIdentifier, signal)
             let deadline = ContinuousClock.now + .seconds(30)
             while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
             if process.isRunning { kill(process.processIdentifier, SIGKILL); return -1 }
@@ -101,5 +105,34 @@ import WritTestSupport
                                                         environment: ["HOME": home.path, "WRIT": try TestEnvironment.executable("writ")])
         #expect(fetch.status == 0 && fetch.stdout.contains("Found 1 entry"), "\(fetch.summary)\n\(again.log)")
         #expect(await again.interrupt() == 0, "\(again.log)")
+    }
+
+    /// `--trust-domain` and `--data-dir`: the identity printed and granted is under that trust
+    /// domain, owned by the login that ran it; the printed lines say how to use it (and work);
+    /// SIGTERM stops it as cleanly as Ctrl-C.
+    @Test func aNamedTrustDomainInAChosenDirectoryAndSIGTERM() async throws {
+        let home = try TemporaryDirectory(prefix: "writ-dev-td")
+        let dev = try Dev(home: home, log: "dev.log", arguments: ["--trust-domain", "demo.example"], dataDir: home.file("elsewhere").path)
+        _ = try await dev.start()
+        let login = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        let printed = dev.log
+        for line in ["writ dev: trust domain demo.example, ready in", "you     spiffe://demo.example/user/\(login) (uid \(getuid()), \(login))",
+                     "source \(dev.directory)/env", "writ api fetch x509", "writ api fetch jwt --audience demo", "Stop with Ctrl-C."] {
+            #expect(printed.contains(line), "`\(line)` missing from:\n\(printed)")
+        }
+        // The printed commands, in a shell that sourced the env file.
+        func sourced(_ command: String) async throws -> ProcessRunner.Result {
+            try await ProcessRunner.run("/bin/bash", ["-c", "set -e; source \(dev.directory)/env; \"$WRIT\" \(command)"],
+                                        environment: ["WRIT": try TestEnvironment.executable("writ")])
+        }
+        let fetched = try await sourced("api fetch x509")
+        #expect(fetched.status == 0 && fetched.stdout.contains("spiffe://demo.example/user/\(login)"), "\(fetched.summary)")
+        let listed = try await sourced("entry list --output json")
+        let entries = jsonObject(listed.stdout)["entries"] as? [[String: Any]] ?? []
+        let mine = entries.first { $0["spiffe_id"] as? String == "spiffe://demo.example/user/\(login)" }
+        #expect(mine?["owner"] as? String == login, "\(entries)")
+        #expect(await dev.interrupt(SIGTERM) == 0, "\(dev.log)")
+        #expect(!FileManager.default.fileExists(atPath: dev.directory + "/agent.sock") && !FileManager.default.fileExists(atPath: dev.directory + "/admin.sock"))
+        #expect(!FileManager.default.fileExists(atPath: home.file(".writ").path), "nothing is written to the default directory")
     }
 }
