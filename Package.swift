@@ -379,6 +379,7 @@ let package = Package(
             name: "WritAgentTests",
             dependencies: ["WritAgent", "SPIFFEWorkloadAPI", "SPIFFEJWT", "WritCA", "WritModel", "SPIFFEIdentity", "WritWorkloadAttestation", "WritTestSupport",
                            .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "GRPCCore", package: "grpc-swift-2"),
                            .product(name: "X509", package: "swift-certificates"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -15,8 +15,10 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     public let gid: UInt32
     /// The connecting process's start time (clock ticks since boot), read when the stream was
     /// accepted — through SO_PEERPIDFD where the kernel has it (Linux 6.5+), so that it is the
-    /// start time of the very process that connected; nil when it could not be read. A process
-    /// attested later with another start time is not this one: its pid was reused.
+    /// start time of the very process that connected; nil when it could not be read, which
+    /// means that process was already gone (the Workload API then refuses the call rather than
+    /// attest whatever process holds the pid now). A process attested later with another start
+    /// time is not this one: its pid was reused.
     public let startTicks: UInt64?
 
     public init(pid: Int32, uid: UInt32, gid: UInt32, startTicks: UInt64? = nil) {
@@ -44,10 +46,11 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     /// `SO_PEERPIDFD` of <asm-generic/socket.h> (Linux 6.5+), which Glibc may not export.
     static let soPeerPIDFD: Int32 = 77
 
-    /// The start time of the process that connected. With a pidfd: the pid the pidfd names
-    /// (`/proc/self/fdinfo`), its start time, then the pidfd again — if the process is still
-    /// alive after the read, the start time read belongs to it (a pid is reused only after its
-    /// process exited). Without one: the start time of whatever `pid` is now, best effort.
+    /// The start time of the process that connected, or nil when it is gone. With a pidfd: the
+    /// pid the pidfd names (`/proc/self/fdinfo`; -1 once the process exited), its start time,
+    /// then the pidfd again — if the process is still alive after the read, the start time read
+    /// belongs to it (a pid is reused only after its process exited). Without one: the start
+    /// time of whatever `pid` is now, best effort. Closes `pidfd`.
     static func pinnedStart(pid: Int32, pidfd: Int32) -> UInt64? {
         defer { if pidfd >= 0 { close(pidfd) } }
         func pidfdTarget() -> Int32? {

@@ -169,6 +169,14 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             metrics.workloadCall(method: method, outcome: Self.outcome(.resourceExhausted))
             throw RPCError(code: .resourceExhausted, message: "too many Workload API calls from uid \(credentials.uid): at most \(rateLimiter.perSecond) per second")
         }
+        // No start time: the process that connected was gone when the stream was accepted, and
+        // its pid may already name another process.
+        guard let pinned = credentials.startTicks else {
+            logger.info("workload caller gone before it was pinned", metadata: ["method": "\(method)", "caller": "\(credentials)"])
+            metrics.attestationRaced()
+            metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
+            throw RPCError(code: .unauthenticated, message: "the process that connected is gone")
+        }
         if attestationDelay > .zero { try await Task.sleep(for: attestationDelay) }
         let attestation: UnixWorkloadAttestor.Attestation
         do { attestation = try await attestor.attest(pid: credentials.pid) } catch {
@@ -186,7 +194,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             }
         }
         // The socket's credentials were fixed at connect; the process must still be that one.
-        if let pinned = credentials.startTicks, pinned != attestation.process.startTicks {
+        if pinned != attestation.process.startTicks {
             logger.notice("workload pid reused since it connected", metadata: ["method": "\(method)", "caller": "\(credentials)"])
             metrics.attestationRaced()
             metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
