@@ -494,16 +494,27 @@ struct NodeKey: Sendable {
     }
 }
 
-/// Exponential backoff with full jitter: 0.5 s doubling up to 30 s.
+/// Exponential backoff with jitter: the n-th wait is drawn uniformly from the upper half of
+/// a ceiling that starts at 0.5 s and doubles up to 30 s, so agents that lost their server
+/// together do not come back together.
 struct Backoff {
     private var attempt = 0
 
     mutating func reset() { attempt = 0 }
 
-    mutating func wait() async throws {
-        let ceiling = min(30.0, 0.5 * pow(2.0, Double(attempt)))
+    /// The ceiling of the next wait, in seconds.
+    var ceiling: Double { min(30.0, 0.5 * pow(2.0, Double(attempt))) }
+
+    /// The next wait, advancing the attempt count.
+    mutating func nextDelay<Generator: RandomNumberGenerator>(using generator: inout Generator) -> Duration {
+        let top = ceiling
         attempt = min(attempt + 1, 10)
-        try await Task.sleep(for: .milliseconds(Int64(Double.random(in: (ceiling / 2)...ceiling) * 1000)))
+        return .milliseconds(Int64(Double.random(in: (top / 2)...top, using: &generator) * 1000))
+    }
+
+    mutating func wait() async throws {
+        var generator = SystemRandomNumberGenerator()
+        try await Task.sleep(for: nextDelay(using: &generator))
     }
 }
 
