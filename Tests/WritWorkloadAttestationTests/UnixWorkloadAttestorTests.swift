@@ -74,7 +74,7 @@ import Glibc
     /// A sleeping Python script in a fresh directory; returns the directory and the script path.
     static func script(_ directory: TemporaryDirectory, _ name: String = "agent.py") throws -> String {
         let path = directory.file(name).path
-        try "import time\ntime.sleep(60)\n".write(toFile: path, atomically: false, encoding: .utf8)
+        try "import time\ntime.sleep(600)\n".write(toFile: path, atomically: false, encoding: .utf8)
         // The process must start strictly after the script's last change (tick resolution).
         usleep(50_000)
         return path
@@ -82,7 +82,7 @@ import Glibc
 
     @Test func idsExecutableAndDigestComeFromTheKernel() async throws {
         let sleep = try TestEnvironment.tool("sleep")
-        let running = try Running(sleep, ["30"])
+        let running = try Running(sleep, ["600"])
         defer { running.stop() }
         let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
         #expect(Self.values(attested, "uid") == [String(geteuid())])
@@ -101,7 +101,7 @@ import Glibc
     @Test func aProcessOfAnotherUserIsSeenAsThatUser() async throws {
         guard geteuid() == 0 else { throw TestEnvironment.MissingPrerequisite("running a process as another user needs root (setpriv)") }
         let sleep = try TestEnvironment.tool("sleep")
-        let running = try Running(try TestEnvironment.tool("setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", sleep, "30"], running: ["30"])
+        let running = try Running(try TestEnvironment.tool("setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", sleep, "600"], running: ["600"])
         defer { running.stop() }
         let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
         #expect(Self.values(attested, "uid") == ["65534"] && Self.values(attested, "gid") == ["65534"])
@@ -116,7 +116,7 @@ import Glibc
         let unnamed: UInt32 = 54_321
         #expect(UnixWorkloadAttestor.userName(unnamed) == nil && UnixWorkloadAttestor.groupName(unnamed) == nil, "uid/gid \(unnamed) must have no name here")
         let sleep = try TestEnvironment.tool("sleep")
-        let running = try Running(try TestEnvironment.tool("setpriv"), ["--reuid=\(unnamed)", "--regid=\(unnamed)", "--clear-groups", sleep, "30"], running: ["30"])
+        let running = try Running(try TestEnvironment.tool("setpriv"), ["--reuid=\(unnamed)", "--regid=\(unnamed)", "--clear-groups", sleep, "600"], running: ["600"])
         defer { running.stop() }
         let attested = try await UnixWorkloadAttestor().attest(pid: running.pid)
         #expect(Self.values(attested, "uid") == ["\(unnamed)"] && Self.values(attested, "gid") == ["\(unnamed)"], "\(attested.selectors)")
@@ -147,13 +147,13 @@ import Glibc
         let cases: [(String, String, [String], [String: String], URL?, String)] = [
             ("PYTHONPATH set", python, [path], ["PYTHONPATH": "/tmp/evil"], nil, "PYTHONPATH"),
             ("LD_PRELOAD set", python, [path], ["LD_PRELOAD": "/tmp/evil.so"], nil, "LD_PRELOAD"),
-            ("python3 -c … agent.py", python, ["-c", "import time; time.sleep(60)", path], [:], nil, "`-c`"),
+            ("python3 -c … agent.py", python, ["-c", "import time; time.sleep(600)", path], [:], nil, "`-c`"),
             ("python3 -m", python, ["-m", "agent_module", path], [:], directory.url, "`-m`"),
             ("python3 -X dev", python, ["-X", "dev", path], [:], nil, "`-X`"),
             ("relative path", python, ["agent.py"], [:], directory.url, "relative"),
-            ("perl -e", try TestEnvironment.tool("perl"), ["-e", "sleep 60", path], [:], nil, "`-e`"),
+            ("perl -e", try TestEnvironment.tool("perl"), ["-e", "sleep 600", path], [:], nil, "`-e`"),
             // `; true` keeps bash from replacing itself with sleep.
-            ("bash -c", try TestEnvironment.tool("bash"), ["-c", "sleep 60; true", path], [:], nil, "`-c`"),
+            ("bash -c", try TestEnvironment.tool("bash"), ["-c", "sleep 600; true", path], [:], nil, "`-c`"),
         ]
         for (name, executable, arguments, environment, cwd, reason) in cases {
             let running = try Running(executable, arguments, environment: environment, directory: cwd)
@@ -204,7 +204,7 @@ import Glibc
     }
 
     @Test func aVanishedProcessIsAnError() async throws {
-        let running = try Running(try TestEnvironment.tool("sleep"), ["30"])
+        let running = try Running(try TestEnvironment.tool("sleep"), ["600"])
         let snapshot = try ProcessSnapshot(pid: running.pid)
         running.stop()
         #expect(!snapshot.isStillCurrent())
