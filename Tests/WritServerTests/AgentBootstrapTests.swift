@@ -10,7 +10,8 @@ import X509
 /// How a real `writ agent run` comes to trust its server and prove its node, each way the
 /// issue names: a pinned root (checked in the handshake, before anything is sent: a wrong pin
 /// leaves the join token unused), a SPIFFE bundle JSON file, an insecure bootstrap that says so
-/// loudly, and x509pop with certificate and key files. Each agent also raises its soft
+/// loudly, and x509pop with certificate and key files; and it falls back on that bootstrap
+/// trust when its stored bundle stops verifying the server. Each agent also raises its soft
 /// RLIMIT_NOFILE to the hard limit.
 @Suite(.serialized) struct AgentBootstrapTests {
     /// The soft and hard "Max open files" of a process.
@@ -104,6 +105,30 @@ import X509
         // A restart comes back as the same agent (its stored SVID; the files stay for re-attestation).
         try await agent.restart()
         #expect(agent.agentID == "spiffe://example.org/writ/agent/x509pop/\(TestNodePKI.sha256Hex(node))", "\(agent.ready)")
+        try await agent.stopAndCheckKeysOnDisk()
+    }
+
+    /// Trust lost: the agent's stored bundle no longer holds the server's root (here replaced by
+    /// an unrelated CA's, as after a root rotation the agent missed). After three failed
+    /// verifications the agent trusts its bootstrap bundle again, reconnects with its stored
+    /// agent SVID, stores the server's bundle again and serves workloads.
+    @Test func anAgentWhoseStoredBundleNoLongerVerifiesReBootstraps() async throws {
+        let server = try await ServerHarness.start()
+        defer { Task { await server.stop() } }
+        let agent = try await AgentProcessHarness.start(server: server)
+        defer { Task { await agent.stop() } }
+        let id = agent.agentID
+        await agent.stop()
+        let stored = agent.directory.file("data/bundle.pem")
+        try TestNodePKI(name: "Some Other CA").rootPEM.write(to: stored, atomically: true, encoding: .utf8)
+        try await agent.restart()
+        #expect(agent.agentLog.contains("trusting the bootstrap bundle again"), "\(agent.agentLog)")
+        #expect(agent.agentID == id, "the agent came back as itself, with its stored SVID: \(agent.ready)")
+        let published = try await server.writ(["bundle", "show", "--format", "pem"])
+        #expect(try await AgentProcessHarness.eventually(.seconds(30)) {
+            WorkloadCLITests.certificates((try? String(contentsOf: stored, encoding: .utf8)) ?? "") == WorkloadCLITests.certificates(published.stdout)
+        }, "the stored bundle must be the server's again")
+        #expect(try await Self.servesAWorkload(agent, server, path: "/svc/after-rebootstrap"), "\(agent.agentLog)")
         try await agent.stopAndCheckKeysOnDisk()
     }
 }
