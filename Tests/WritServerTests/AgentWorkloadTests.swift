@@ -16,7 +16,9 @@ import WritTestSupport
     /// Short-lived SVIDs (20 s, the server's configured default) are rotated at half-life:
     /// py-spiffe's own watcher (`stream_x509_contexts`) and a Swift SDK watcher (`writ api
     /// watch`) in other processes each receive a new serial before the old certificate expires.
-    /// A forced root rotation and a JWT key rotation reach open bundle streams.
+    /// A forced root rotation and a JWT key rotation reach open bundle streams; after a forced
+    /// intermediate rotation (prepare, activate) the watchers' next SVIDs chain through the new
+    /// intermediate.
     @Test func rotationsReachWatchersInOtherProcesses() async throws {
         let server = try await ServerHarness.start(extraArguments: ["--x509-svid-ttl", "20s"])
         defer { Task { await server.stop() } }
@@ -70,6 +72,16 @@ import WritTestSupport
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { digests("x509").count > x509Before }, "a prepared root must reach X.509 bundle streams: \(Self.lines(bundles))")
         #expect(try await server.writ(["authority", "jwt", "prepare"]).status == 0)
         #expect(try await AgentProcessHarness.eventually(.seconds(30)) { digests("jwt").count > jwtBefore }, "a prepared JWT key must reach JWT bundle streams: \(Self.lines(bundles))")
+
+        // A forced intermediate rotation (prepare, activate): the next SVID the py-spiffe watcher
+        // receives chains through the new intermediate, without any restart.
+        func issuers() -> [String] { Self.lines(python).compactMap { ($0["issuers"] as? [String])?.first } }
+        let oldIssuer = try #require(issuers().last)
+        #expect(try await server.writ(["authority", "x509", "prepare", "--kind", "intermediate"]).status == 0)
+        let activated = try await server.writ(["authority", "x509", "activate", "--kind", "intermediate"])
+        #expect(activated.status == 0, "\(activated.summary)")
+        #expect(try await AgentProcessHarness.eventually(.seconds(60)) { issuers().contains { $0 != oldIssuer } },
+                "after the intermediate's activation, watchers must receive SVIDs under it: \(Self.lines(python))")
     }
 
     /// Two workloads with different uids and binaries (root's python with py-spiffe, uid

@@ -67,8 +67,11 @@ import WritTestSupport
         let home = try TemporaryDirectory(prefix: "writ-dev")
         let dev = try Dev(home: home, log: "dev.log")
         let elapsed = try await dev.start()
-        print("writ dev ready after \(elapsed) (goal: under 5 s; CI bound 30 s)")
-        #expect(dev.log.contains("ready in"), "\(dev.log)")
+        // writ dev's own figure (its start to ready): the test's view adds however long this
+        // task waited for a thread behind the suites running beside it.
+        let reported = dev.log.firstMatch(of: /ready in ([0-9.]+) s/).flatMap { Double($0.1) }
+        print("writ dev reported ready in \(reported.map { String($0) } ?? "?") s; the test saw the env file after \(elapsed) (goal under 5 s, measured by scripts/bench; CI bound 30 s)")
+        #expect(reported.map { $0 <= 30 } == true, "writ dev must be ready within 30 s: \(dev.log)")
 
         // The README's lines, verbatim; `swift run writ …` runs the built binary.
         let script = ["set -e", "swift() { shift 2; \"$WRIT\" \"$@\"; }"] + (try Self.readmeCommands())

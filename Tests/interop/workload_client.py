@@ -27,8 +27,8 @@ usage:
       SHA-256 of each SVID's bundle bytes), flushed, then {"code": STATUS} when the stream ends.
   workload_client.py pywatch SOCKET SECONDS
       follows X.509 contexts with py-spiffe's own watcher (stream_x509_contexts) for SECONDS:
-      one line {"ids": [...], "serials": [...], "not_after": [...]} per update, flushed; an
-      error prints {"error": ...}.
+      one line {"ids": [...], "serials": [...], "not_after": [...], "issuers": [SHA-256 of each
+      chain's intermediate]} per update, flushed; an error prints {"error": ...}.
   workload_client.py watch-bundles SOCKET
       follows FetchX509Bundles and FetchJWTBundles (grpcio, two threads): one line
       {"kind": "x509"|"jwt", "digest": sha256 of the sorted bundle bytes} per message, flushed.
@@ -152,7 +152,9 @@ def pywatch(socket, seconds):
         svids = context.x509_svids
         print(json.dumps({"ids": [str(svid.spiffe_id) for svid in svids],
                           "serials": [format(svid.leaf.serial_number, "x") for svid in svids],
-                          "not_after": [int(svid.leaf.not_valid_after_utc.timestamp()) for svid in svids]}), flush=True)
+                          "not_after": [int(svid.leaf.not_valid_after_utc.timestamp()) for svid in svids],
+                          "issuers": [hashlib.sha256(svid.cert_chain[1].public_bytes(serialization.Encoding.DER)).hexdigest()
+                                      if len(svid.cert_chain) > 1 else "" for svid in svids]}), flush=True)
 
     def on_error(error):
         print(json.dumps({"error": str(error)}), flush=True)
