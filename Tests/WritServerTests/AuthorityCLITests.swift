@@ -63,7 +63,11 @@ import WritTestSupport
         let chainAfter = try #require(after.first?.svidChain.map { Array($0) })
         #expect(chainAfter[1] != chainBefore[1], "the new intermediate signs")
 
-        // The same for JWT keys; the families do not mix.
+        // The same for JWT keys; the families do not mix. A token signed with the first key
+        // keeps it in the bundle (as `old`) until the token expires; a key that signed nothing
+        // would leave at the server's next rotation pass, whenever that falls.
+        let minted = try await server.writ(["svid", "mint", "jwt", "--spiffe-id", "spiffe://example.org/rotated", "--audience", "https://api.example.org"])
+        #expect(minted.status == 0, "\(minted.summary)")
         #expect(try await server.writ(["authority", "jwt", "prepare"]).status == 0)
         #expect(try await server.writ(["authority", "jwt", "activate"]).status == 0)
         let keys = try await Self.authorities(server, "jwt")
