@@ -71,20 +71,17 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let selectors = try await caller(request.metadata, method: method)
         let audience = request.message.audience
         guard !audience.isEmpty, audience.allSatisfy({ !$0.isEmpty }) else {
-            metrics.workloadCall(method: method, outcome: Self.outcome(.invalidArgument))
-            throw RPCError(code: .invalidArgument, message: "audience must be specified")
+            throw refused(.invalidArgument, "audience must be specified", method: method)
         }
         let entries = await cache.lookupEntries(selectors, at: now())
         guard !entries.isEmpty else {
-            metrics.workloadCall(method: method, outcome: Self.outcome(.permissionDenied))
-            throw Self.noIdentity
+            throw refused(.permissionDenied, Self.noIdentity.message, method: method)
         }
         var chosen = entries
         if !request.message.spiffeID.isEmpty {
             chosen = entries.filter { $0.spiffeID.uri == request.message.spiffeID }
             guard !chosen.isEmpty else {
-                metrics.workloadCall(method: method, outcome: Self.outcome(.permissionDenied))
-                throw RPCError(code: .permissionDenied, message: "no identity issued for `\(request.message.spiffeID.prefix(2048))` to this caller")
+                throw refused(.permissionDenied, "no identity issued for `\(request.message.spiffeID.prefix(2048))` to this caller", method: method)
             }
             chosen = [chosen[0]]
         }
@@ -105,8 +102,7 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             }
         } catch {
             logger.warning("JWT-SVID not minted", metadata: ["error": "\(error)"])
-            metrics.workloadCall(method: method, outcome: Self.outcome(.unavailable))
-            throw RPCError(code: .unavailable, message: "the agent could not get a JWT-SVID from its server: \(error)")
+            throw refused(.unavailable, "the agent could not get a JWT-SVID from its server: \(error)", method: method)
         }
         metrics.workloadCall(method: method, outcome: "ok")
         return ServerResponse(message: response)
@@ -162,20 +158,16 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
         let stamped = metadata[PeerCredentials.header].compactMap { value -> String? in if case .string(let text) = value { return text }; return nil }
         guard stamped.count == 1, let credentials = PeerCredentials(headerValue: stamped[0]) else {
             logger.warning("workload caller credentials unreadable", metadata: ["method": "\(method)"])
-            metrics.workloadCall(method: method, outcome: Self.outcome(.unavailable))
-            throw RPCError(code: .unavailable, message: "the caller's credentials cannot be read from the socket")
+            throw refused(.unavailable, "the caller's credentials cannot be read from the socket", method: method)
         }
         guard rateLimiter.allow(uid: credentials.uid) else {
-            metrics.workloadCall(method: method, outcome: Self.outcome(.resourceExhausted))
-            throw RPCError(code: .resourceExhausted, message: "too many Workload API calls from uid \(credentials.uid): at most \(rateLimiter.perSecond) per second")
+            throw refused(.resourceExhausted, "too many Workload API calls from uid \(credentials.uid): at most \(rateLimiter.perSecond) per second", method: method)
         }
         // No start time: the process that connected was gone when the stream was accepted, and
         // its pid may already name another process.
         guard let pinned = credentials.startTicks else {
             logger.info("workload caller gone before it was pinned", metadata: ["method": "\(method)", "caller": "\(credentials)"])
-            metrics.attestationRaced()
-            metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
-            throw RPCError(code: .unauthenticated, message: "the process that connected is gone")
+            throw raced("the process that connected is gone", method: method)
         }
         if attestationDelay > .zero { try await Task.sleep(for: attestationDelay) }
         let attestation: UnixWorkloadAttestor.Attestation
@@ -183,29 +175,35 @@ public struct WorkloadAPIService: SpiffeWorkloadAPI.ServiceProtocol {
             switch error.code {
             case .processGone:
                 logger.info("workload caller gone during attestation", metadata: ["method": "\(method)", "caller": "\(credentials)", "error": "\(error)"])
-                metrics.attestationRaced()
-                metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
-                throw RPCError(code: .unauthenticated, message: "the calling process is gone or changed while it was attested")
+                throw raced("the calling process is gone or changed while it was attested", method: method)
             case .unreadable:
                 // Not the caller's doing: it may retry (SPIRE answers Unavailable here too).
                 logger.warning("workload attestation failed", metadata: ["method": "\(method)", "caller": "\(credentials)", "error": "\(error)"])
-                metrics.workloadCall(method: method, outcome: Self.outcome(.unavailable))
-                throw RPCError(code: .unavailable, message: "workload attestation failed: \(error.message)")
+                throw refused(.unavailable, "workload attestation failed: \(error.message)", method: method)
             }
         }
         // The socket's credentials were fixed at connect; the process must still be that one.
         if pinned != attestation.process.startTicks {
             logger.notice("workload pid reused since it connected", metadata: ["method": "\(method)", "caller": "\(credentials)"])
-            metrics.attestationRaced()
-            metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
-            throw RPCError(code: .unauthenticated, message: "the process that connected is gone: its pid now names another process")
+            throw raced("the process that connected is gone: its pid now names another process", method: method)
         }
         guard attestation.process.uid == credentials.uid, attestation.process.gid == credentials.gid else {
-            metrics.attestationRaced()
-            metrics.workloadCall(method: method, outcome: Self.outcome(.unauthenticated))
-            throw RPCError(code: .unauthenticated, message: "the calling process changed its credentials since it connected")
+            throw raced("the calling process changed its credentials since it connected", method: method)
         }
         return Set(attestation.selectors)
+    }
+
+    /// Counts a call refused with `code` and returns the error to throw.
+    func refused(_ code: RPCError.Code, _ message: String, method: String) -> RPCError {
+        metrics.workloadCall(method: method, outcome: Self.outcome(code))
+        return RPCError(code: code, message: message)
+    }
+
+    /// A caller refused because its process exited or changed around its attestation:
+    /// Unauthenticated, counted also as an attestation race.
+    func raced(_ message: String, method: String) -> RPCError {
+        metrics.attestationRaced()
+        return refused(.unauthenticated, message, method: method)
     }
 
     /// A call's outcome as the metrics label it: the gRPC status name in lower snake case

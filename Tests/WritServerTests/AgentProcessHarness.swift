@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Crypto
 import Foundation
+import SwiftASN1
 import Testing
 import WritTestSupport
 import X509
@@ -164,7 +165,7 @@ final class AgentProcessHarness: @unchecked Sendable {
         let keyPEM = try String(contentsOfFile: data + "/agent-key.pem", encoding: .utf8)
         let chainPEM = try String(contentsOfFile: data + "/agent-svid.pem", encoding: .utf8)
         let key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
-        let leaf = try Certificate(pemEncoded: (chainPEM.components(separatedBy: "-----END CERTIFICATE-----").first ?? "") + "-----END CERTIFICATE-----")
+        let leaf = try Certificate(pemDocument: try #require(try PEMDocument.parseMultiple(pemString: chainPEM).first, "agent-svid.pem is empty"))
         #expect(leaf.publicKey == Certificate.PublicKey(key.publicKey), "agent-key.pem is not the agent SVID's key")
         let everything = FileManager.default.enumerator(atPath: directory.path)?.compactMap { $0 as? String } ?? []
         for path in everything where path != "data/agent-key.pem" {

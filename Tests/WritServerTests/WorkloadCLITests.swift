@@ -1,4 +1,5 @@
 import Foundation
+import SwiftASN1
 import Testing
 import WritTestSupport
 #if canImport(Glibc)
@@ -18,11 +19,9 @@ import Glibc
         return Data(base64Encoded: text).map { jsonObject(String(decoding: $0, as: UTF8.self)) } ?? [:]
     }
 
-    /// The certificate blocks of a PEM text.
-    static func certificates(_ pem: String) -> Set<String> {
-        Set(pem.components(separatedBy: "-----END CERTIFICATE-----").compactMap { block in
-            block.components(separatedBy: "-----BEGIN CERTIFICATE-----").dropFirst().first?.filter { !$0.isWhitespace }
-        })
+    /// The DER of each certificate in a PEM text (text between the blocks is skipped).
+    static func certificates(_ pem: String) -> Set<[UInt8]> {
+        Set(((try? PEMDocument.parseMultiple(pemString: pem)) ?? []).filter { $0.discriminator == "CERTIFICATE" }.map(\.derBytes))
     }
 
     @Test func bundlesJWTsValidationAndTheSocketOption() async throws {
