@@ -1,7 +1,9 @@
+import Crypto
 import Foundation
 import SPIFFEIdentity
 import SPIFFEJWT
 import StrictJSON
+import SwiftASN1
 import WritAudit
 import WritCA
 import WritModel
@@ -34,9 +36,19 @@ enum ServerAuditEvents {
         if let leaf {
             details.append(JSONMember("serial", .string(AgentListenerFactory.hex(leaf.serialNumber.bytes))))
             details.append(JSONMember("not_after", .string(AuditEvent.timestamp(leaf.notValidAfter))))
+            if let fingerprint = publicKeySHA256(leaf.publicKey) { details.append(JSONMember("public_key_sha256", .string(fingerprint))) }
         }
         return AuditEvent(time: time, type: "svid.x509.issue", actor: actor, target: target(id, entryID), action: "issue",
                           outcome: outcome, reason: reason, details: details)
+    }
+
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex: the fingerprint `openssl pkey
+    /// -pubout -outform DER | sha256sum` prints for the certificate's key, which ties a key found
+    /// anywhere to the issuance that certified it.
+    static func publicKeySHA256(_ key: Certificate.PublicKey) -> String? {
+        var serializer = DER.Serializer()
+        guard (try? serializer.serialize(key)) != nil else { return nil }
+        return AgentListenerFactory.hex(SHA256.hash(data: serializer.serializedBytes))
     }
 
     /// `svid.jwt.issue`: a JWT-SVID was minted for `id` and `audience` (its `jti` and expiry,

@@ -85,22 +85,28 @@ public enum TestEnvironment {
     }
 }
 
-/// A scratch directory removed when the value is released.
+/// A scratch directory removed when the value is released (unless kept for the suite's key scan).
 public final class TemporaryDirectory: @unchecked Sendable {
     /// The directory.
     public let url: URL
     /// The directory path.
     public var path: String { url.path }
+    private let kept: Bool
 
-    /// Creates an empty directory under the system temp dir (mode 0700).
-    public init(prefix: String = "writ-test") throws {
+    /// Creates an empty directory under the system temp dir (mode 0700). With `keptForKeyScan`
+    /// and scripts/test's ``IssuedKeyLedger``, the directory outlives the value: the scan after
+    /// the suite searches it (an agent's data dir), and scripts/test removes it afterwards.
+    public init(prefix: String = "writ-test", keptForKeyScan: Bool = false) throws {
         let base = URL(fileURLWithPath: NSTemporaryDirectory())
         url = base.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let ledger = keptForKeyScan ? IssuedKeyLedger.current : nil
+        ledger?.keep(url)
+        kept = ledger != nil
     }
 
     /// A path inside the directory.
     public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 
-    deinit { try? FileManager.default.removeItem(at: url) }
+    deinit { if !kept { try? FileManager.default.removeItem(at: url) } }
 }

@@ -256,6 +256,7 @@ import X509
         deadline = ContinuousClock.now + .seconds(15)
         while try await Self.openSyncStreams(server) != 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(try await Self.openSyncStreams(server) == 1)
+        await server.recordIssuedKeys()
         server.process.terminate()
         deadline = ContinuousClock.now + .seconds(15)
         while server.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }

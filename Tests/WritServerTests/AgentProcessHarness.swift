@@ -29,7 +29,7 @@ final class AgentProcessHarness: @unchecked Sendable {
     static func start(server: ServerHarness, extraArguments: [String] = [], joinToken: String? = nil,
                       environment: [String: String] = [:], trust: ((TemporaryDirectory) throws -> [String])? = nil,
                       attestation: [String]? = nil, waitForReady: Bool = true) async throws -> AgentProcessHarness {
-        let directory = try TemporaryDirectory(prefix: "writ-agt")
+        let directory = try TemporaryDirectory(prefix: "writ-agt", keptForKeyScan: true)
         _ = chmod(directory.path, 0o755)
         let bundle = try await server.writ(["bundle", "show", "--format", "pem"])
         guard bundle.status == 0 else { throw TestFailure("writ bundle show: \(bundle.summary)") }

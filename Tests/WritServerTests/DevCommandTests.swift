@@ -40,6 +40,9 @@ import WritTestSupport
             process.standardError = handle
         }
 
+        /// The name this run has in the suite's ``IssuedKeyLedger``.
+        private var ledgerName: String { URL(fileURLWithPath: directory).deletingLastPathComponent().lastPathComponent + "-" + URL(fileURLWithPath: directory).lastPathComponent }
+
         var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
 
         /// Starts it and waits for its env file; returns the time that took.
@@ -50,11 +53,13 @@ import WritTestSupport
                 FileManager.default.fileExists(atPath: directory + "/env") || !process.isRunning
             }
             guard ready, process.isRunning else { throw TestFailure("writ dev did not become ready within 30 s:\n\(log)") }
+            IssuedKeyLedger.current?.register(server: ledgerName, adminSocket: directory + "/admin.sock")
             return ContinuousClock.now - started
         }
 
         /// SIGINT, as Ctrl-C (or `signal`); the exit status.
         func interrupt(_ signal: Int32 = SIGINT) async -> Int32 {
+            if process.isRunning { await IssuedKeyLedger.current?.collect(server: ledgerName, adminSocket: directory + "/admin.sock") }
             kill(process.processIdentifier, signal)
             let deadline = ContinuousClock.now + .seconds(30)
             while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
@@ -64,7 +69,7 @@ import WritTestSupport
     }
 
     @Test func theReadmeCommandsWorkVerbatim() async throws {
-        let home = try TemporaryDirectory(prefix: "writ-dev")
+        let home = try TemporaryDirectory(prefix: "writ-dev", keptForKeyScan: true)
         let dev = try Dev(home: home, log: "dev.log")
         let elapsed = try await dev.start()
         // writ dev's own figure (its start to ready): the test's view adds however long this
@@ -114,7 +119,7 @@ import WritTestSupport
     /// domain, owned by the login that ran it; the printed lines say how to use it (and work);
     /// SIGTERM stops it as cleanly as Ctrl-C.
     @Test func aNamedTrustDomainInAChosenDirectoryAndSIGTERM() async throws {
-        let home = try TemporaryDirectory(prefix: "writ-dev-td")
+        let home = try TemporaryDirectory(prefix: "writ-dev-td", keptForKeyScan: true)
         let dev = try Dev(home: home, log: "dev.log", arguments: ["--trust-domain", "demo.example"], dataDir: home.file("elsewhere").path)
         _ = try await dev.start()
         let login = String(cString: getpwuid(getuid())!.pointee.pw_name)

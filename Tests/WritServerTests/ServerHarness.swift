@@ -63,6 +63,7 @@ final class ServerHarness: @unchecked Sendable {
         process.standardError = handle
         process.standardOutput = handle
         try process.run()
+        IssuedKeyLedger.current?.register(server: directory.url.lastPathComponent, adminSocket: socket)
     }
 
     func waitUntilReady(timeout: Duration = .seconds(60)) async throws {
@@ -130,8 +131,16 @@ final class ServerHarness: @unchecked Sendable {
         return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
     }
 
+    /// Copies what the server issued to the suite's ``IssuedKeyLedger`` (a test that stops the
+    /// server by other means than ``stop()`` calls it first).
+    func recordIssuedKeys() async {
+        await IssuedKeyLedger.current?.collect(server: directory.url.lastPathComponent, adminSocket: socket)
+    }
+
+    /// Stops the server (after ``recordIssuedKeys()``) and drops its PostgreSQL database.
     func stop() async {
         if process.isRunning {
+            await recordIssuedKeys()
             process.terminate()
             let deadline = ContinuousClock.now + .seconds(20)
             while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
