@@ -40,8 +40,8 @@ import WritTestSupport
             process.standardError = handle
         }
 
-        /// The name this run has in the suite's ``IssuedKeyLedger``.
-        private var ledgerName: String { URL(fileURLWithPath: directory).deletingLastPathComponent().lastPathComponent + "-" + URL(fileURLWithPath: directory).lastPathComponent }
+        /// The name this run has in the suite's ``IssuedKeyLedger`` (runs in one home share a directory).
+        private var ledgerName: String { home.url.lastPathComponent }
 
         var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
 
