@@ -100,19 +100,12 @@ public struct X509SVIDVerifier: Sendable {
 
     /// Verifies certificates, leaf first.
     public func verify(chain: [Certificate], at time: Date) async -> X509SVIDVerification {
-        guard let leaf = chain.first else { return .invalid(.init(.emptyChain, "the chain is empty")) }
         let id: SPIFFEID
-        switch Self.leafIdentity(leaf) {
+        switch checkRules(chain, at: time) {
         case .success(let found): id = found
         case .failure(let failure): return .invalid(failure)
         }
-        if let failure = Self.checkLeaf(leaf) ?? Self.checkSigningCertificates(chain.dropFirst()) ?? Self.checkValidity(chain, at: time)
-            ?? Self.checkCriticalExtensions(chain) {
-            return .invalid(failure)
-        }
-        guard id.trustDomain == bundle.trustDomain else {
-            return .invalid(.init(.trustDomainMismatch, "`\(id)` is in the trust domain `\(id.trustDomain)`, but the bundle is for `\(bundle.trustDomain)`"))
-        }
+        guard let leaf = chain.first else { return .invalid(.init(.emptyChain, "the chain is empty")) }
         var verifier = Verifier(rootCertificates: roots) {
             RFC5280Policy(fixedExpiryValidationTime: time)
             SPIFFEChainPolicy()
@@ -125,6 +118,49 @@ public struct X509SVIDVerifier: Sendable {
             let reasons = failures.map { "\($0.policyFailureReason)" }.joined(separator: "; ")
             return .invalid(.init(.untrustedChain, "no path from `\(id)` to an authority of the `\(bundle.trustDomain)` bundle\(reasons.isEmpty ? "" : ": " + reasons)"))
         }
+    }
+
+    /// Checks a leaf that `issuer` signed, where `issuer` is a CA certificate the caller has
+    /// itself verified against this bundle (an issuing CA re-checking its own output): every
+    /// SPIFFE rule of ``verify(chain:at:)`` on the chain `[leaf, issuer] + above`, the leaf's
+    /// issuer name, and the leaf's signature under `issuer`'s key — on the calling thread, without
+    /// path building, since the one path is known. Name constraints are not evaluated here: when
+    /// `issuer` or a certificate of `above` carries them, the answer is nil and the caller uses
+    /// ``verify(chain:at:)``.
+    public func verify(leaf: Certificate, issuedBy issuer: Certificate, above: [Certificate] = [], at time: Date) -> X509SVIDVerification? {
+        let chain = [leaf, issuer] + above
+        if chain.dropFirst().contains(where: { $0.extensions[oid: .X509ExtensionID.nameConstraints] != nil }) { return nil }
+        let id: SPIFFEID
+        switch checkRules(chain, at: time) {
+        case .success(let found): id = found
+        case .failure(let failure): return .invalid(failure)
+        }
+        guard leaf.issuer == issuer.subject else {
+            return .invalid(.init(.untrustedChain, "the leaf `\(id)` names the issuer `\(leaf.issuer)`, not `\(issuer.subject)`"))
+        }
+        guard issuer.publicKey.isValidSignature(leaf.signature, for: leaf) else {
+            return .invalid(.init(.untrustedChain, "the signature of the leaf `\(id)` does not verify under its issuer's key"))
+        }
+        return .valid(id)
+    }
+
+    /// The SPIFFE rules that need no path: the leaf's identity, leaf and signing-certificate
+    /// constraints, validity at `time`, critical extensions, and the bundle's trust domain.
+    private func checkRules(_ chain: [Certificate], at time: Date) -> Result<SPIFFEID, X509SVIDVerificationFailure> {
+        guard let leaf = chain.first else { return .failure(.init(.emptyChain, "the chain is empty")) }
+        let id: SPIFFEID
+        switch Self.leafIdentity(leaf) {
+        case .success(let found): id = found
+        case .failure(let failure): return .failure(failure)
+        }
+        if let failure = Self.checkLeaf(leaf) ?? Self.checkSigningCertificates(chain.dropFirst()) ?? Self.checkValidity(chain, at: time)
+            ?? Self.checkCriticalExtensions(chain) {
+            return .failure(failure)
+        }
+        guard id.trustDomain == bundle.trustDomain else {
+            return .failure(.init(.trustDomainMismatch, "`\(id)` is in the trust domain `\(id.trustDomain)`, but the bundle is for `\(bundle.trustDomain)`"))
+        }
+        return .success(id)
     }
 
     /// The SPIFFE ID a leaf claims in its one URI SAN, before any verification (to pick the

@@ -178,6 +178,60 @@ import X509
         #expect(!failure.message.isEmpty)
     }
 
+    // MARK: the direct check of a leaf from a known issuer (an issuing CA's re-check)
+
+    /// For every key type, a good leaf passes the direct check with the identity the full path
+    /// validation finds, and the in-process signed leaf is the same profile as the async one.
+    @Test(arguments: TestKeyType.allCases)
+    func aLeafFromItsKnownIssuerPassesTheDirectCheck(_ keyType: TestKeyType) async throws {
+        let t = try await TestChain.make(keyType: keyType)
+        let verifier = X509SVIDVerifier(bundle: t.bundle, verifiedIntermediates: [t.intermediate])
+        #expect(verifier.verify(leaf: t.leaf, issuedBy: t.intermediate, at: t.now) == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
+        let inProcess = try X509SVIDProfile.leafSignedInProcess(
+            id: try SPIFFEID(parsing: "spiffe://example.org/workload"), publicKey: t.leafKey.publicKey, dnsNames: ["api.example.org"],
+            notBefore: t.now - 10, notAfter: t.now + 600, issuer: t.intermediate, issuerKey: t.intermediateKey)
+        #expect(verifier.verify(leaf: inProcess, issuedBy: t.intermediate, at: t.now) == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
+        #expect(await verifier.verify(chain: [inProcess, t.intermediate], at: t.now) == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
+        #expect(inProcess.extensions == t.leaf.extensions && inProcess.subject == t.leaf.subject && inProcess.issuer == t.leaf.issuer
+                && inProcess.signatureAlgorithm == t.leaf.signatureAlgorithm && inProcess.notValidAfter == t.leaf.notValidAfter)
+    }
+
+    /// Every bad leaf under the good intermediate is refused by the direct check for the same
+    /// rule as by full path validation; a leaf another key signed, or one naming another issuer,
+    /// is untrusted; an issuer with name constraints is left to full path validation.
+    @Test func theDirectCheckRefusesWhatPathValidationRefuses() async throws {
+        let t = try await TestChain.make()
+        let verifier = X509SVIDVerifier(bundle: t.bundle, verifiedIntermediates: [t.intermediate])
+        var compared = 0
+        for bad in Self.badChains {
+            let (chain, bundle) = try await bad.build(t)
+            guard chain.count == 2, chain[1] == t.intermediate, bundle == t.bundle else { continue }
+            let full = await verifier.verify(chain: chain, at: t.now)
+            let direct = try #require(verifier.verify(leaf: chain[0], issuedBy: t.intermediate, at: t.now), "\(bad.name)")
+            #expect(direct.failure?.rule == bad.rule && full.failure?.rule == bad.rule, "\(bad.name): direct \(direct), full \(full)")
+            compared += 1
+        }
+        #expect(compared >= 10, "only \(compared) bad leaves were compared")
+
+        let forger = try TestKeyType.ecP256.makeKey()
+        let forged = try t.leafVariant(issuer: t.intermediate, issuerKey: forger)
+        #expect(verifier.verify(leaf: forged, issuedBy: t.intermediate, at: t.now)?.failure?.rule == .untrustedChain)
+        #expect(await verifier.verify(chain: [forged, t.intermediate], at: t.now).failure?.rule == .untrustedChain)
+        let other = try await TestChain.make()
+        let foreign = verifier.verify(leaf: other.leaf, issuedBy: t.intermediate, at: t.now)
+        #expect(foreign?.failure?.rule == .untrustedChain && foreign?.failure?.message.contains("names the issuer") == true, "\(String(describing: foreign))")
+
+        let constrained = try t.custom(subject: "constrained", publicKey: t.intermediateKey.publicKey, issuer: t.root, issuerKey: t.rootKey,
+                                       notBefore: t.now - 60, notAfter: t.now + 3600, extensions: try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            Critical(NameConstraints(permittedURIDomains: ["example.org"]))
+            SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://example.org")])
+        })
+        let underConstraint = try t.leafVariant(issuer: constrained, issuerKey: t.intermediateKey)
+        #expect(verifier.verify(leaf: underConstraint, issuedBy: constrained, at: t.now) == nil)
+    }
+
     @Test func garbageDERIsMalformed() async throws {
         let t = try await TestChain.make()
         let result = await X509SVIDVerifier(bundle: t.bundle).verify(chainDER: [[0x30, 0x03, 0x01, 0x01, 0xFF]], at: t.now)
