@@ -48,15 +48,26 @@ public actor CertificateAuthority {
     private var state: CAState
     private var upstream: UpstreamCA?
     private var certificates: [String: Certificate] = [:]
-    private var cachedVerifier: (UInt64, X509SVIDVerifier)?
+    private var cachedVerifier: (UInt64, X509SVIDVerifier, Set<String>)?
     private var cachedValidator: (UInt64, JWTSVIDValidator)?
 
-    /// Builds a leaf certificate; tests replace it to inject builder faults.
+    /// Issuing keys by key id: signers that sign on the actor's thread where the key manager
+    /// holds keys in this process, its asynchronous signer otherwise. Cleared when the
+    /// authorities change.
+    private var issuerKeys: [String: IssuerKey] = [:]
+
+    /// Leaf encoders by intermediate slot id. Cleared when the authorities change.
+    private var leafEncoders: [String: X509SVIDLeafEncoder] = [:]
+
+    /// Builds the DER of a leaf certificate with an in-process issuer key; tests replace it to
+    /// inject builder faults.
     @_spi(Testing) public typealias LeafBuilder = @Sendable (_ id: SPIFFEID, _ publicKey: Certificate.PublicKey, _ dnsNames: [String],
-                                              _ notBefore: Date, _ notAfter: Date, _ issuer: Certificate,
-                                              _ issuerKey: Certificate.PrivateKey) async throws -> Certificate
-    private var leafBuilder: LeafBuilder = { id, key, dns, nb, na, issuer, issuerKey in
-        try await X509SVIDProfile.leaf(id: id, publicKey: key, dnsNames: dns, notBefore: nb, notAfter: na, issuer: issuer, issuerKey: issuerKey)
+                                              _ notBefore: Date, _ notAfter: Date, _ encoder: X509SVIDLeafEncoder,
+                                              _ issuerKey: Certificate.PrivateKey) throws -> [UInt8]
+    private var leafBuilder: LeafBuilder = { id, key, dns, notBefore, notAfter, encoder, issuerKey in
+        let tbs = try encoder.tbsCertificate(id: id, publicKey: key, dnsNames: dns, notBefore: notBefore, notAfter: notAfter)
+        let signature = try issuerKey.sign(bytes: tbs, signatureAlgorithm: encoder.signatureAlgorithm)
+        return encoder.certificate(tbs: tbs, signature: signature.rawRepresentation)
     }
 
     /// Opens the CA: loads its state (checking every key it references), or bootstraps a new
@@ -399,9 +410,42 @@ public actor CertificateAuthority {
 
     private func save() async throws(CAError) {
         try await store.save(state)
-        // Authorities changed: the re-check verifier and validator are rebuilt on next use.
+        // Authorities changed: the re-check verifier, the validator and the issuing keys are
+        // rebuilt on next use.
         cachedVerifier = nil
         cachedValidator = nil
+        issuerKeys = [:]
+        leafEncoders = [:]
+    }
+
+    private func leafEncoder(slot: String, issuer: Certificate, key: Certificate.PrivateKey) throws(CAError) -> X509SVIDLeafEncoder {
+        if let cached = leafEncoders[slot] { return cached }
+        let fresh: X509SVIDLeafEncoder
+        do { fresh = try X509SVIDLeafEncoder(issuer: issuer, signatureAlgorithm: X509SVIDProfile.signatureAlgorithm(for: key.publicKey)) } catch {
+            throw CAError(.signingFailed, error.message)
+        }
+        leafEncoders[slot] = fresh
+        return fresh
+    }
+
+    /// How the CA signs with one of its keys.
+    private enum IssuerKey {
+        /// Held by the key manager in this process: signs without leaving the actor.
+        case inProcess(Certificate.PrivateKey)
+        /// Held elsewhere: signs through the key manager, asynchronously.
+        case managed(Certificate.PrivateKey)
+    }
+
+    private func issuerKey(_ keyID: String) async throws(CAError) -> IssuerKey {
+        if let cached = issuerKeys[keyID] { return cached }
+        let fresh: IssuerKey
+        if let signer = try await keyManager.inProcessSigner(keyID: keyID) {
+            fresh = .inProcess(signer)
+        } else {
+            fresh = .managed(Certificate.PrivateKey(ManagedKeySigner(key: try await keyManager.key(id: keyID), manager: keyManager)))
+        }
+        issuerKeys[keyID] = fresh
+        return fresh
     }
 
     // MARK: issuing
@@ -413,23 +457,26 @@ public actor CertificateAuthority {
         return record
     }
 
-    /// The re-check verifier for the current bundle. The CA's own intermediates are verified
-    /// against the bundle once here (full path validation, as a chain of their own), so each
-    /// re-check verifies the leaf's signature and not the intermediate's again.
-    private func verifier() async -> X509SVIDVerifier {
-        if let (sequence, cached) = cachedVerifier, sequence == state.sequence { return cached }
+    /// The re-check verifier for the current bundle, and the slots of the intermediates it
+    /// verified. The CA's own intermediates are verified against the bundle once here (full path
+    /// validation, as a chain of their own), so each re-check verifies the leaf's signature and
+    /// not the intermediate's again.
+    private func verifier() async -> (X509SVIDVerifier, verifiedSlots: Set<String>) {
+        if let (sequence, cached, slots) = cachedVerifier, sequence == state.sequence { return (cached, slots) }
         let current = bundle()
         var verified: [Certificate] = []
+        var slots: Set<String> = []
         for record in state.authorities where record.slot.kind == .intermediate && record.slot.status != .tainted {
             guard let certificate = certificates[record.slot.id] else { continue }
             var pathCheck = Verifier(rootCertificates: CertificateStore(current.x509Authorities)) { RFC5280Policy(fixedExpiryValidationTime: now()) }
             if case .validCertificate = await pathCheck.validate(leaf: certificate, intermediates: CertificateStore(upstream?.chain.dropLast() ?? [])) {
                 verified.append(certificate)
+                slots.insert(record.slot.id)
             }
         }
         let fresh = X509SVIDVerifier(bundle: current, verifiedIntermediates: verified)
-        cachedVerifier = (state.sequence, fresh)
-        return fresh
+        cachedVerifier = (state.sequence, fresh, slots)
+        return (fresh, slots)
     }
 
     private func jwtValidator() async -> JWTSVIDValidator {
@@ -456,31 +503,46 @@ public actor CertificateAuthority {
         }
         let record = try activeRecord(.intermediate)
         guard let intermediate = certificates[record.slot.id] else { throw CAError(.noSuchAuthority, "intermediate certificate missing") }
-        let key = try await keyManager.key(id: record.keyID)
-        let signer = Certificate.PrivateKey(ManagedKeySigner(key: key, manager: keyManager))
+        let issuerKey = try await issuerKey(record.keyID)
         let time = now()
-        let lifetime = (ttl ?? configuration.x509SVIDLifetime).timeInterval
-        let leaf: Certificate
+        let notBefore = time.addingTimeInterval(-configuration.backdate.timeInterval)
+        let notAfter = time.addingTimeInterval((ttl ?? configuration.x509SVIDLifetime).timeInterval)
+        let leafDER: [UInt8]
         do {
-            leaf = try await leafBuilder(id, publicKey, dnsNames, time.addingTimeInterval(-configuration.backdate.timeInterval),
-                                         time.addingTimeInterval(lifetime), intermediate, signer)
+            switch issuerKey {
+            case .inProcess(let signer):
+                let encoder = try leafEncoder(slot: record.slot.id, issuer: intermediate, key: signer)
+                leafDER = try leafBuilder(id, publicKey, dnsNames, notBefore, notAfter, encoder, signer)
+            case .managed(let signer):
+                leafDER = Self.der(try await X509SVIDProfile.leaf(id: id, publicKey: publicKey, dnsNames: dnsNames, notBefore: notBefore,
+                                                                  notAfter: notAfter, issuer: intermediate, issuerKey: signer))
+            }
         } catch let error as X509SVIDError {
             throw CAError(error.code == .signingFailed ? .signingFailed : .invalidRequest, error.message)
+        } catch let error as CAError {
+            throw error
         } catch {
             throw CAError(.signingFailed, "issuing the leaf failed: \(error)")
         }
-        var chainDER = [Self.der(leaf), record.certificateDER!]
+        var chainDER = [leafDER, record.certificateDER!]
         if let upstream { chainDER += upstream.chain.dropLast().map(Self.der) }
-        // The re-check: the exact bytes, parsed anew, against the bundle of this moment.
-        // The leaf is parsed anew from its exact bytes; the intermediate is the CA's own,
-        // parsed when it was loaded or created.
-        let reparsed: Certificate
-        do { reparsed = try Certificate(derEncoded: chainDER[0]) } catch {
+        // The re-check: the exact bytes, parsed anew, against the bundle of this moment. The
+        // intermediate is the CA's own, parsed when it was loaded or created.
+        let leaf: Certificate
+        do { leaf = try Certificate(derEncoded: leafDER) } catch {
             throw CAError(.recheckFailed, "re-check of the new X.509-SVID failed: its DER does not parse; not issued")
         }
-        var recheckChain = [reparsed, intermediate]
-        if let upstream { recheckChain += upstream.chain.dropLast() }
-        switch await verifier().verify(chain: recheckChain, at: time) {
+        let above = upstream.map { Array($0.chain.dropLast()) } ?? []
+        let (recheck, verifiedSlots) = await verifier()
+        // The issuing intermediate was verified against the bundle when the verifier was built:
+        // the leaf is checked against it directly (every SPIFFE rule, issuer name, signature).
+        let verification: X509SVIDVerification
+        if verifiedSlots.contains(record.slot.id), let direct = recheck.verify(leaf: leaf, issuedBy: intermediate, above: above, at: time) {
+            verification = direct
+        } else {
+            verification = await recheck.verify(chain: [leaf, intermediate] + above, at: time)
+        }
+        switch verification {
         case .valid(let verified) where verified == id:
             break
         case .valid(let other):

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import X509
 
 /// Keys kept as PKCS#8 files of mode 0600, one per key (`<dir>/<id>.key`; written as DER, read
 /// as DER or PEM), written atomically (temp file, fsync, rename, fsync of the directory). A key file readable by others, owned by another user, truncated or corrupt is
@@ -94,6 +95,10 @@ public actor DiskKeyManager: KeyManager {
 
     public func sign(keyID: String, message: [UInt8], hash: SignatureHash) throws(CAError) -> [UInt8] {
         try load(keyID).sign(message, hash: hash)
+    }
+
+    public func inProcessSigner(keyID: String) throws(CAError) -> Certificate.PrivateKey? {
+        Certificate.PrivateKey(InProcessKeySigner(id: keyID, key: try load(keyID)))
     }
 
     public func deleteKey(id: String) throws(CAError) {

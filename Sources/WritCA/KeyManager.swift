@@ -92,6 +92,11 @@ public protocol KeyManager: Sendable {
     func sign(keyID: String, message: [UInt8], hash: SignatureHash) async throws(CAError) -> [UInt8]
     /// Deletes the key `id` (no error if it is already gone).
     func deleteKey(id: String) async throws(CAError)
+    /// A signer for the key `keyID` that signs on the calling thread without suspending, from a
+    /// manager that holds its keys in this process; nil for keys held elsewhere (a KMS, an HSM),
+    /// which sign through ``sign(keyID:message:hash:)``. The signer cannot be serialised, so its
+    /// key still never leaves the process.
+    func inProcessSigner(keyID: String) async throws(CAError) -> Certificate.PrivateKey?
 }
 
 extension KeyManager {
@@ -224,6 +229,11 @@ public actor MemoryKeyManager: KeyManager {
         return try key.sign(message, hash: hash)
     }
 
+    public func inProcessSigner(keyID: String) throws(CAError) -> Certificate.PrivateKey? {
+        guard let key = held[keyID] else { throw CAError(.keyNotFound, "no key `\(keyID)`") }
+        return Certificate.PrivateKey(InProcessKeySigner(id: keyID, key: key))
+    }
+
     public func deleteKey(id: String) {
         held[id] = nil
     }
@@ -251,9 +261,7 @@ public struct ManagedKeySigner: CustomPrivateKey {
     }
 
     public func signAsynchronously(bytes: some DataProtocol & Sendable, signatureAlgorithm: Certificate.SignatureAlgorithm) async throws -> Certificate.Signature {
-        guard let hash = SignatureHash(signatureAlgorithm), key.type.certificateSignatureAlgorithm(hash: hash) == signatureAlgorithm else {
-            throw CAError(.signingFailed, "key `\(key.id)` (\(key.type.rawValue)) does not sign with \(signatureAlgorithm)")
-        }
+        let hash = try key.type.hash(signing: signatureAlgorithm, keyID: key.id)
         let signature = try await manager.sign(keyID: key.id, message: Array(bytes), hash: hash)
         return try Certificate.Signature(signatureAlgorithm: signatureAlgorithm, signatureBytes: ASN1BitString(bytes: signature[...]))
     }
@@ -265,5 +273,53 @@ public struct ManagedKeySigner: CustomPrivateKey {
 
     public func serialize(into coder: inout DER.Serializer) throws {
         throw CAError(.signingFailed, "the private key of `\(key.id)` never leaves its key manager")
+    }
+}
+
+extension KeyType {
+    /// The hash of `algorithm` when keys of this type sign with it; otherwise an error naming
+    /// the key.
+    func hash(signing algorithm: Certificate.SignatureAlgorithm, keyID: String) throws(CAError) -> SignatureHash {
+        guard let hash = SignatureHash(algorithm), certificateSignatureAlgorithm(hash: hash) == algorithm else {
+            throw CAError(.signingFailed, "key `\(keyID)` (\(rawValue)) does not sign with \(algorithm)")
+        }
+        return hash
+    }
+}
+
+/// Signs certificates with a key its manager holds in this process, on the calling thread
+/// (``KeyManager/inProcessSigner(keyID:)``); like ``ManagedKeySigner`` it cannot be serialised.
+struct InProcessKeySigner: CustomPrivateKey {
+    let id: String
+    private let key: HeldKey
+    let publicKey: Certificate.PublicKey
+
+    init(id: String, key: HeldKey) {
+        self.id = id
+        self.key = key
+        publicKey = key.publicKey
+    }
+
+    var defaultSignatureAlgorithm: Certificate.SignatureAlgorithm { key.type.certificateSignatureAlgorithm }
+    var supportedSignatureAlgorithms: [Certificate.SignatureAlgorithm] {
+        SignatureHash.allCases.map { key.type.certificateSignatureAlgorithm(hash: $0) }
+    }
+
+    func signSynchronously(bytes: some DataProtocol, signatureAlgorithm: Certificate.SignatureAlgorithm) throws -> Certificate.Signature {
+        let signature = try key.sign(Array(bytes), hash: try key.type.hash(signing: signatureAlgorithm, keyID: id))
+        return try Certificate.Signature(signatureAlgorithm: signatureAlgorithm, signatureBytes: ASN1BitString(bytes: signature[...]))
+    }
+
+    func signAsynchronously(bytes: some DataProtocol & Sendable, signatureAlgorithm: Certificate.SignatureAlgorithm) async throws -> Certificate.Signature {
+        try signSynchronously(bytes: bytes, signatureAlgorithm: signatureAlgorithm)
+    }
+
+    static func == (lhs: InProcessKeySigner, rhs: InProcessKeySigner) -> Bool { lhs.id == rhs.id && lhs.publicKey == rhs.publicKey }
+    func hash(into hasher: inout Hasher) { hasher.combine(id) }
+
+    static var defaultPEMDiscriminator: String { "PRIVATE KEY" }
+
+    func serialize(into coder: inout DER.Serializer) throws {
+        throw CAError(.signingFailed, "the private key of `\(id)` never leaves its key manager")
     }
 }

@@ -135,9 +135,10 @@ extension TrustBundle {
     @Test func injectedBuilderFaultFailsIssuance() async throws {
         let clock = ManualClock()
         let ca = try await makeCA(clock: clock)
-        await ca.setLeafBuilderForTesting { id, publicKey, _, notBefore, notAfter, issuer, issuerKey in
+        await ca.setLeafBuilderForTesting { id, publicKey, _, notBefore, notAfter, encoder, issuerKey in
             // A builder bug: the leaf comes out as a CA.
-            try await Certificate(
+            let issuer = encoder.issuer
+            return CertificateAuthority.der(try Certificate(
                 version: .v3, serialNumber: X509SVIDProfile.randomSerialNumber(), publicKey: publicKey,
                 notValidBefore: notBefore, notValidAfter: notAfter, issuer: issuer.subject,
                 subject: try DistinguishedName { OrganizationName("Writ") }, signatureAlgorithm: .ecdsaWithSHA256,
@@ -146,7 +147,7 @@ extension TrustBundle {
                     Critical(KeyUsage(digitalSignature: true))
                     SubjectAlternativeNames([.uniformResourceIdentifier(id.uri)])
                 },
-                issuerAsyncPrivateKey: issuerKey)
+                issuerPrivateKey: issuerKey))
         }
         do {
             _ = try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
@@ -157,12 +158,32 @@ extension TrustBundle {
         }
     }
 
+    /// A key manager holding its keys in this process signs leaves on the CA's own thread (its
+    /// `sign` is never called for them); one without an in-process signer (as a KMS or HSM
+    /// would be) signs every leaf through `sign`. Both issue SVIDs that verify.
+    @Test(arguments: [true, false])
+    func issuesThroughEitherKindOfSigner(inProcess: Bool) async throws {
+        let clock = ManualClock()
+        let keys = CountingKeyManager(inProcess: inProcess)
+        let ca = try await makeCA(clock: clock, keys: keys)
+        let before = await keys.signs
+        let bundle = await ca.bundle()
+        for n in 0..<3 {
+            let id = try SPIFFEID(parsing: "spiffe://example.org/w\(n)")
+            let svid = try await ca.issueX509SVID(csrDER: try csr(for: P256.Signing.PrivateKey()), id: id)
+            #expect(await X509SVIDVerifier(bundle: bundle).verify(chainDER: svid.chainDER, at: clock.date) == .valid(id))
+        }
+        let signed = await keys.signs - before
+        #expect(signed == (inProcess ? 0 : 3), "the key manager signed \(signed) times for 3 leaves")
+    }
+
     @Test func injectedWrongIdentityFailsIssuance() async throws {
         let clock = ManualClock()
         let ca = try await makeCA(clock: clock)
-        await ca.setLeafBuilderForTesting { _, publicKey, dns, notBefore, notAfter, issuer, issuerKey in
-            try await X509SVIDProfile.leaf(id: try SPIFFEID(parsing: "spiffe://example.org/someone-else"), publicKey: publicKey, dnsNames: dns,
-                                           notBefore: notBefore, notAfter: notAfter, issuer: issuer, issuerKey: issuerKey)
+        await ca.setLeafBuilderForTesting { _, publicKey, dns, notBefore, notAfter, encoder, issuerKey in
+            let tbs = try encoder.tbsCertificate(id: try SPIFFEID(parsing: "spiffe://example.org/someone-else"), publicKey: publicKey, dnsNames: dns,
+                                                 notBefore: notBefore, notAfter: notAfter)
+            return encoder.certificate(tbs: tbs, signature: try issuerKey.sign(bytes: tbs, signatureAlgorithm: encoder.signatureAlgorithm).rawRepresentation)
         }
         await #expect(throws: CAError.self) {
             try await ca.issueX509SVID(publicKey: .init(P256.Signing.PrivateKey().publicKey), id: try SPIFFEID(parsing: "spiffe://example.org/w"))
@@ -371,5 +392,29 @@ extension TrustBundle {
         } catch let error as CAError {
             #expect(error.code == .keyNotFound)
         }
+    }
+}
+
+/// Keys in memory behind a manager that counts its signatures; without `inProcess` it offers no
+/// in-process signer, as a manager of keys held elsewhere would.
+actor CountingKeyManager: KeyManager {
+    private let inner = MemoryKeyManager()
+    private let inProcess: Bool
+    private(set) var signs = 0
+
+    init(inProcess: Bool) { self.inProcess = inProcess }
+
+    func generateKey(id: String, type: KeyType) async throws(CAError) -> ManagedKey { try await inner.generateKey(id: id, type: type) }
+    func importKey(id: String, pkcs8DER: [UInt8]) async throws(CAError) -> ManagedKey { try await inner.importKey(id: id, pkcs8DER: pkcs8DER) }
+    func key(id: String) async throws(CAError) -> ManagedKey { try await inner.key(id: id) }
+    func keys() async throws(CAError) -> [ManagedKey] { try await inner.keys() }
+    func keyIDs() async throws(CAError) -> [String] { await inner.keyIDs() }
+    func sign(keyID: String, message: [UInt8], hash: SignatureHash) async throws(CAError) -> [UInt8] {
+        signs += 1
+        return try await inner.sign(keyID: keyID, message: message, hash: hash)
+    }
+    func deleteKey(id: String) async throws(CAError) { await inner.deleteKey(id: id) }
+    func inProcessSigner(keyID: String) async throws(CAError) -> Certificate.PrivateKey? {
+        inProcess ? try await inner.inProcessSigner(keyID: keyID) : nil
     }
 }

@@ -64,6 +64,29 @@ func verifies(_ signature: [UInt8], _ message: [UInt8], _ key: ManagedKey, hash:
         #expect(try await s.manager.keys().map(\.id) == KeyType.allCases.map { "k-\($0.rawValue)" }.sorted())
     }
 
+    /// The in-process signer signs with the managed key itself (for every key type and each
+    /// algorithm of it), refuses an algorithm of another key type, cannot be serialised, and an
+    /// unknown key has none.
+    @Test(arguments: Backend.allCases)
+    func theInProcessSignerSignsWithTheKeyAndNeverSerialises(_ backend: Backend) async throws {
+        let s = try Subject(backend)
+        for type in KeyType.allCases {
+            let key = try await s.manager.generateKey(id: "k-\(type.rawValue)", type: type)
+            let signer = try #require(try await s.manager.inProcessSigner(keyID: key.id), "\(backend) has no in-process signer")
+            #expect(signer.publicKey == key.publicKey)
+            let message = Array("message for \(type.rawValue)".utf8)
+            for hash in SignatureHash.allCases {
+                let algorithm = type.certificateSignatureAlgorithm(hash: hash)
+                let signature = try signer.sign(bytes: message, signatureAlgorithm: algorithm)
+                #expect(key.publicKey.isValidSignature(signature.rawRepresentation, for: message, signatureAlgorithm: algorithm), "\(backend) \(type.rawValue) \(hash)")
+            }
+            let foreign: Certificate.SignatureAlgorithm = type == .rsa2048 || type == .rsa4096 ? .ecdsaWithSHA256 : .sha256WithRSAEncryption
+            #expect(throws: (any Error).self) { try signer.sign(bytes: message, signatureAlgorithm: foreign) }
+            #expect(throws: (any Error).self) { try signer.serializeAsPEM() }
+        }
+        await #expect(throws: CAError.self) { try await s.manager.inProcessSigner(keyID: "missing") }
+    }
+
     @Test(arguments: Backend.allCases)
     func signsWithEveryHash(_ backend: Backend) async throws {
         let s = try Subject(backend)
