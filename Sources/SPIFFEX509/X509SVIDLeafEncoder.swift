@@ -19,6 +19,8 @@ public struct X509SVIDLeafEncoder: Sendable {
     private let issuerName: [UInt8]
     private let algorithmIdentifier: [UInt8]
     private let authorityKeyIdentifier: [UInt8]
+    private let subject: [UInt8]
+    private let fixedExtensions: (ec: [UInt8], rsa: [UInt8])
 
     /// An encoder for leaves `issuer` signs with `signatureAlgorithm` (ECDSA with SHA-256/384/512
     /// or RSA PKCS#1 v1.5 with SHA-256/384/512).
@@ -33,11 +35,15 @@ public struct X509SVIDLeafEncoder: Sendable {
             var name = DER.Serializer()
             try name.serialize(issuer.subject)
             issuerName = name.serializedBytes
+            var leafSubject = DER.Serializer()
+            try leafSubject.serialize(try X509SVIDProfile.leafSubject())
+            subject = leafSubject.serializedBytes
+            fixedExtensions = (try Self.fixedExtensions(rsa: false), try Self.fixedExtensions(rsa: true))
             authorityKeyIdentifier = try issuer.extensions.subjectKeyIdentifier.map {
                 try Self.der(try AuthorityKeyIdentifier(keyIdentifier: $0.keyIdentifier).makeCertificateExtension())
             } ?? []
         } catch {
-            throw X509SVIDError(.signingFailed, "the issuer certificate cannot be encoded: \(error)")
+            throw X509SVIDError(.signingFailed, "the issuer certificate or the leaf profile cannot be encoded: \(error)")
         }
     }
 
@@ -73,12 +79,12 @@ public struct X509SVIDLeafEncoder: Sendable {
                     try Self.serializeTime(notBefore, into: &validity)
                     try Self.serializeTime(end, into: &validity)
                 }
-                tbs.serializeRawBytes(Self.subject)
+                tbs.serializeRawBytes(subject)
                 tbs.serializeRawBytes(spki)
                 try tbs.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific)) { tagged in
                     try tagged.appendConstructedNode(identifier: .sequence) { extensions in
                         // The profile's order: basic constraints, key usage, EKU, SKI, AKI, SAN.
-                        extensions.serializeRawBytes(SVIDKeyPolicy.isRSA(publicKey) ? Self.fixedExtensions.rsa : Self.fixedExtensions.ec)
+                        extensions.serializeRawBytes(SVIDKeyPolicy.isRSA(publicKey) ? fixedExtensions.rsa : fixedExtensions.ec)
                         extensions.serializeRawBytes(subjectKeyIdentifier)
                         extensions.serializeRawBytes(authorityKeyIdentifier)
                         extensions.serializeRawBytes(names)
@@ -95,41 +101,31 @@ public struct X509SVIDLeafEncoder: Sendable {
     /// ECDSA-Sig-Value, or the RSA signature bytes) under ``signatureAlgorithm``.
     public func certificate(tbs: [UInt8], signature: [UInt8]) -> [UInt8] {
         var certificate = DER.Serializer()
-        try? certificate.appendConstructedNode(identifier: .sequence) { certificate in
+        certificate.appendConstructedNode(identifier: .sequence) { certificate in
             certificate.serializeRawBytes(tbs)
             certificate.serializeRawBytes(algorithmIdentifier)
-            try certificate.serialize(ASN1BitString(bytes: signature[...]))
+            // BIT STRING, no unused bits.
+            certificate.appendPrimitiveNode(identifier: .bitString) { bytes in
+                bytes.append(0)
+                bytes.append(contentsOf: signature)
+            }
         }
         return certificate.serializedBytes
     }
 
     // MARK: fixed parts
 
-    /// The leaf's subject, ``X509SVIDProfile``'s.
-    static let subject: [UInt8] = {
-        var serializer = DER.Serializer()
-        try? serializer.serialize((try? X509SVIDProfile.leafSubject()) ?? DistinguishedName())
-        return serializer.serializedBytes
-    }()
-
-    /// The extensions every leaf has (critical basic constraints CA=false, critical key usage
-    /// digitalSignature — with keyEncipherment for RSA keys — and EKU serverAuth + clientAuth),
-    /// encoded once.
-    static let fixedExtensions: (ec: [UInt8], rsa: [UInt8]) = {
-        func encoded(rsa: Bool) -> [UInt8] {
-            do {
-                var constraints = try BasicConstraints.notCertificateAuthority.makeCertificateExtension()
-                constraints.critical = true
-                var usage = try KeyUsage(digitalSignature: true, keyEncipherment: rsa).makeCertificateExtension()
-                usage.critical = true
-                let extended = try ExtendedKeyUsage([.serverAuth, .clientAuth]).makeCertificateExtension()
-                return try der(constraints) + der(usage) + der(extended)
-            } catch {
-                return []
-            }
-        }
-        return (encoded(rsa: false), encoded(rsa: true))
-    }()
+    /// The extensions every leaf has, encoded once per encoder: critical basic constraints
+    /// CA=false, critical key usage digitalSignature (with keyEncipherment for RSA keys), and EKU
+    /// serverAuth + clientAuth.
+    static func fixedExtensions(rsa: Bool) throws -> [UInt8] {
+        var constraints = try BasicConstraints.notCertificateAuthority.makeCertificateExtension()
+        constraints.critical = true
+        var usage = try KeyUsage(digitalSignature: true, keyEncipherment: rsa).makeCertificateExtension()
+        usage.critical = true
+        let extended = try ExtendedKeyUsage([.serverAuth, .clientAuth]).makeCertificateExtension()
+        return try der(constraints) + der(usage) + der(extended)
+    }
 
     /// The DER of one extension.
     static func der(_ ext: Certificate.Extension) throws -> [UInt8] {
@@ -152,9 +148,13 @@ public struct X509SVIDLeafEncoder: Sendable {
         default: return nil
         }
         var serializer = DER.Serializer()
-        try? serializer.appendConstructedNode(identifier: .sequence) { sequence in
-            try sequence.serialize(oid)
-            if nullParameters { try sequence.serialize(ASN1Null()) }
+        do {
+            try serializer.appendConstructedNode(identifier: .sequence) { sequence in
+                try sequence.serialize(oid)
+                if nullParameters { try sequence.serialize(ASN1Null()) }
+            }
+        } catch {
+            return nil
         }
         return serializer.serializedBytes
     }

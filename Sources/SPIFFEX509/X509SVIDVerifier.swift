@@ -65,6 +65,9 @@ public struct X509SVIDVerifier: Sendable {
     /// The bundle chains are checked against.
     public let bundle: TrustBundle
     private let roots: CertificateStore
+    /// The TBSCertificate bytes of `verifiedIntermediates`: a presented issuer is one of them
+    /// only when its signed content is byte for byte theirs.
+    private let verifiedIssuers: [ArraySlice<UInt8>]
 
     /// Extensions whose criticality Writ understands and checks.
     static let understoodCriticalExtensions: Set<ASN1ObjectIdentifier> = [
@@ -75,6 +78,7 @@ public struct X509SVIDVerifier: Sendable {
     public init(bundle: TrustBundle) {
         self.bundle = bundle
         self.roots = CertificateStore(bundle.x509Authorities)
+        verifiedIssuers = []
     }
 
     /// A verifier that also accepts paths ending at `verifiedIntermediates`: CA certificates
@@ -84,6 +88,7 @@ public struct X509SVIDVerifier: Sendable {
     public init(bundle: TrustBundle, verifiedIntermediates: [Certificate]) {
         self.bundle = bundle
         self.roots = CertificateStore(bundle.x509Authorities + verifiedIntermediates)
+        verifiedIssuers = verifiedIntermediates.map(\.tbsCertificateBytes)
     }
 
     /// Verifies DER certificates, leaf first.
@@ -120,20 +125,25 @@ public struct X509SVIDVerifier: Sendable {
         }
     }
 
-    /// Checks a leaf that `issuer` signed, where `issuer` is a CA certificate the caller has
-    /// itself verified against this bundle (an issuing CA re-checking its own output): every
-    /// SPIFFE rule of ``verify(chain:at:)`` on the chain `[leaf, issuer] + above`, the leaf's
-    /// issuer name, and the leaf's signature under `issuer`'s key — on the calling thread, without
-    /// path building, since the one path is known. Name constraints are not evaluated here: when
-    /// `issuer` or a certificate of `above` carries them, the answer is nil and the caller uses
-    /// ``verify(chain:at:)``.
+    /// Checks a leaf that `issuer` signed, where `issuer` is one of the `verifiedIntermediates`
+    /// this verifier was made with (an issuing CA re-checking its own output): every SPIFFE rule
+    /// of ``verify(chain:at:)`` on the chain `[leaf, issuer] + above`, an X.509 v3 leaf, the
+    /// leaf's issuer name, and the leaf's signature under `issuer`'s key — on the calling thread,
+    /// without path building, since the one path is known. The answer is nil, for the caller to
+    /// use ``verify(chain:at:)``, when `issuer` is not byte for byte one of the verified
+    /// intermediates, or when it or a certificate of `above` carries name constraints (not
+    /// evaluated here).
     public func verify(leaf: Certificate, issuedBy issuer: Certificate, above: [Certificate] = [], at time: Date) -> X509SVIDVerification? {
+        guard verifiedIssuers.contains(issuer.tbsCertificateBytes) else { return nil }
         let chain = [leaf, issuer] + above
         if chain.dropFirst().contains(where: { $0.extensions[oid: .X509ExtensionID.nameConstraints] != nil }) { return nil }
         let id: SPIFFEID
         switch checkRules(chain, at: time) {
         case .success(let found): id = found
         case .failure(let failure): return .invalid(failure)
+        }
+        guard leaf.version == .v3 else {
+            return .invalid(.init(.untrustedChain, "the leaf `\(id)` is an X.509 \(leaf.version) certificate: an X.509-SVID is v3"))
         }
         guard leaf.issuer == issuer.subject else {
             return .invalid(.init(.untrustedChain, "the leaf `\(id)` names the issuer `\(leaf.issuer)`, not `\(issuer.subject)`"))

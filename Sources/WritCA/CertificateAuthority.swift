@@ -48,7 +48,9 @@ public actor CertificateAuthority {
     private var state: CAState
     private var upstream: UpstreamCA?
     private var certificates: [String: Certificate] = [:]
-    private var cachedVerifier: (UInt64, X509SVIDVerifier, Set<String>)?
+    private var cachedVerifier: (UInt64, X509SVIDVerifier)?
+    /// Counts ``save()``s: a cache filled across a suspension is kept only if none happened.
+    private var generation: UInt64 = 0
     private var cachedValidator: (UInt64, JWTSVIDValidator)?
 
     /// Issuing keys by key id: signers that sign on the actor's thread where the key manager
@@ -412,6 +414,7 @@ public actor CertificateAuthority {
         try await store.save(state)
         // Authorities changed: the re-check verifier, the validator and the issuing keys are
         // rebuilt on next use.
+        generation &+= 1
         cachedVerifier = nil
         cachedValidator = nil
         issuerKeys = [:]
@@ -438,13 +441,14 @@ public actor CertificateAuthority {
 
     private func issuerKey(_ keyID: String) async throws(CAError) -> IssuerKey {
         if let cached = issuerKeys[keyID] { return cached }
+        let before = generation
         let fresh: IssuerKey
         if let signer = try await keyManager.inProcessSigner(keyID: keyID) {
             fresh = .inProcess(signer)
         } else {
             fresh = .managed(Certificate.PrivateKey(ManagedKeySigner(key: try await keyManager.key(id: keyID), manager: keyManager)))
         }
-        issuerKeys[keyID] = fresh
+        if generation == before { issuerKeys[keyID] = fresh }
         return fresh
     }
 
@@ -457,26 +461,25 @@ public actor CertificateAuthority {
         return record
     }
 
-    /// The re-check verifier for the current bundle, and the slots of the intermediates it
-    /// verified. The CA's own intermediates are verified against the bundle once here (full path
-    /// validation, as a chain of their own), so each re-check verifies the leaf's signature and
-    /// not the intermediate's again.
-    private func verifier() async -> (X509SVIDVerifier, verifiedSlots: Set<String>) {
-        if let (sequence, cached, slots) = cachedVerifier, sequence == state.sequence { return (cached, slots) }
+    /// The re-check verifier for the current bundle. The CA's own intermediates are verified
+    /// against the bundle once here (full path validation, as a chain of their own), so each
+    /// re-check verifies the leaf against its intermediate directly and not the intermediate's
+    /// path again.
+    private func verifier() async -> X509SVIDVerifier {
+        if let (sequence, cached) = cachedVerifier, sequence == state.sequence { return cached }
+        let before = generation
         let current = bundle()
         var verified: [Certificate] = []
-        var slots: Set<String> = []
         for record in state.authorities where record.slot.kind == .intermediate && record.slot.status != .tainted {
             guard let certificate = certificates[record.slot.id] else { continue }
             var pathCheck = Verifier(rootCertificates: CertificateStore(current.x509Authorities)) { RFC5280Policy(fixedExpiryValidationTime: now()) }
             if case .validCertificate = await pathCheck.validate(leaf: certificate, intermediates: CertificateStore(upstream?.chain.dropLast() ?? [])) {
                 verified.append(certificate)
-                slots.insert(record.slot.id)
             }
         }
         let fresh = X509SVIDVerifier(bundle: current, verifiedIntermediates: verified)
-        cachedVerifier = (state.sequence, fresh, slots)
-        return (fresh, slots)
+        if generation == before { cachedVerifier = (state.sequence, fresh) }
+        return fresh
     }
 
     private func jwtValidator() async -> JWTSVIDValidator {
@@ -524,7 +527,8 @@ public actor CertificateAuthority {
         } catch {
             throw CAError(.signingFailed, "issuing the leaf failed: \(error)")
         }
-        var chainDER = [leafDER, record.certificateDER!]
+        guard let intermediateDER = record.certificateDER else { throw CAError(.noSuchAuthority, "intermediate certificate missing") }
+        var chainDER = [leafDER, intermediateDER]
         if let upstream { chainDER += upstream.chain.dropLast().map(Self.der) }
         // The re-check: the exact bytes, parsed anew, against the bundle of this moment. The
         // intermediate is the CA's own, parsed when it was loaded or created.
@@ -533,11 +537,11 @@ public actor CertificateAuthority {
             throw CAError(.recheckFailed, "re-check of the new X.509-SVID failed: its DER does not parse; not issued")
         }
         let above = upstream.map { Array($0.chain.dropLast()) } ?? []
-        let (recheck, verifiedSlots) = await verifier()
+        let recheck = await verifier()
         // The issuing intermediate was verified against the bundle when the verifier was built:
         // the leaf is checked against it directly (every SPIFFE rule, issuer name, signature).
         let verification: X509SVIDVerification
-        if verifiedSlots.contains(record.slot.id), let direct = recheck.verify(leaf: leaf, issuedBy: intermediate, above: above, at: time) {
+        if let direct = recheck.verify(leaf: leaf, issuedBy: intermediate, above: above, at: time) {
             verification = direct
         } else {
             verification = await recheck.verify(chain: [leaf, intermediate] + above, at: time)
@@ -550,7 +554,12 @@ public actor CertificateAuthority {
         case .invalid(let failure):
             throw CAError(.recheckFailed, "re-check of the new X.509-SVID failed (\(failure.rule.rawValue)): \(failure.message); not issued")
         }
-        let index = state.authorities.firstIndex { $0.slot.id == record.slot.id }!
+        // The actor may have rotated, tainted or removed the intermediate while issuance was
+        // suspended: a leaf it signed is then not handed out.
+        guard let index = state.authorities.firstIndex(where: { $0.slot.id == record.slot.id }),
+              state.authorities[index].slot.status == .active else {
+            throw CAError(.noSuchAuthority, "the issuing intermediate changed while the X.509-SVID was issued; not issued (retry)")
+        }
         state.authorities[index].slot.latestIssuedExpiry = max(state.authorities[index].slot.latestIssuedExpiry ?? .distantPast, leaf.notValidAfter)
         var chain = [leaf, intermediate]
         if let upstream { chain += upstream.chain.dropLast() }
@@ -594,7 +603,10 @@ public actor CertificateAuthority {
         // The re-check: signature against the published key, and every claim.
         switch await jwtValidator().validate(token, audience: first, now: time) {
         case .valid(let svid) where svid.claims == claims:
-            let index = state.authorities.firstIndex { $0.slot.id == record.slot.id }!
+            guard let index = state.authorities.firstIndex(where: { $0.slot.id == record.slot.id }),
+                  state.authorities[index].slot.status == .active else {
+                throw CAError(.noSuchAuthority, "the JWT key changed while the JWT-SVID was minted; not issued (retry)")
+            }
             let expiry = Date(timeIntervalSince1970: TimeInterval(expiresAt))
             state.authorities[index].slot.latestIssuedExpiry = max(state.authorities[index].slot.latestIssuedExpiry ?? .distantPast, expiry)
             return svid

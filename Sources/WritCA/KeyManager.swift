@@ -95,7 +95,10 @@ public protocol KeyManager: Sendable {
     /// A signer for the key `keyID` that signs on the calling thread without suspending, from a
     /// manager that holds its keys in this process; nil for keys held elsewhere (a KMS, an HSM),
     /// which sign through ``sign(keyID:message:hash:)``. The signer cannot be serialised, so its
-    /// key still never leaves the process.
+    /// key still never leaves the process; it keeps signing after ``deleteKey(id:)`` (callers
+    /// drop it when the key is retired). There is deliberately no default implementation: a
+    /// default `async` one would be chosen over a manager's own synchronous method in `await`
+    /// calls, silently disabling it.
     func inProcessSigner(keyID: String) async throws(CAError) -> Certificate.PrivateKey?
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import SPIFFEIdentity
 import SwiftASN1
 import Testing
+import WritTestSupport
 import X509
 @testable import SPIFFEX509
 
@@ -56,10 +57,11 @@ import X509
 
     /// The calendar fields agree with Foundation's Gregorian calendar in UTC for dates from 1900
     /// to 2200 (fixed and seeded random instants, rounded to the second).
-    @Test func utcFieldsAgreeWithFoundation() {
+    @Test(arguments: TestEnvironment.seeds())
+    func utcFieldsAgreeWithFoundation(seed: UInt64) {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom(seed: seed)
         let fixed: [Double] = [0, -1, -0.5, 0.5, 86_399.5, 951_782_400, 4_107_542_400, -2_208_988_800, 7_258_118_399.6]
         for seconds in fixed + (0..<2_000).map({ _ in Double.random(in: -2_208_988_800...7_258_118_400, using: &generator) }) {
             let date = Date(timeIntervalSince1970: seconds)
@@ -67,8 +69,27 @@ import X509
             let expected = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: rounded)
             let got = X509SVIDLeafEncoder.utcComponents(date)
             #expect(got.year == expected.year && got.month == expected.month && got.day == expected.day && got.hours == expected.hour
-                    && got.minutes == expected.minute && got.seconds == expected.second, "\(seconds): \(got) vs \(expected)")
+                    && got.minutes == expected.minute && got.seconds == expected.second, "seed \(seed), \(seconds): \(got) vs \(expected)")
         }
+    }
+
+    /// An issuer without a subject key identifier gives leaves without an authority key
+    /// identifier, as swift-certificates' build does.
+    @Test func anIssuerWithoutAKeyIdentifier() async throws {
+        let t = try await TestChain.make()
+        let bare = try t.custom(subject: "bare ca", publicKey: t.intermediateKey.publicKey, issuer: t.root, issuerKey: t.rootKey,
+                                notBefore: t.now - 60, notAfter: t.now + 3600, extensions: try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+        })
+        let encoder = try X509SVIDLeafEncoder(issuer: bare, signatureAlgorithm: .ecdsaWithSHA256)
+        let id = try SPIFFEID(parsing: "spiffe://example.org/w")
+        let serial = X509SVIDProfile.randomSerialNumber()
+        let reference = try X509SVIDProfile.leafSignedInProcess(id: id, publicKey: t.leafKey.publicKey, notBefore: t.now, notAfter: t.now + 60,
+                                                                issuer: bare, issuerKey: t.intermediateKey, serialNumber: serial)
+        #expect(try reference.extensions.authorityKeyIdentifier == nil)
+        let tbs = try encoder.tbsCertificate(id: id, publicKey: t.leafKey.publicKey, notBefore: t.now, notAfter: t.now + 60, serialNumber: serial)
+        #expect(tbs[...] == (try Self.tbs(of: TestChain.der(reference))))
     }
 
     @Test func refusesWhatTheProfileRefuses() async throws {

@@ -229,7 +229,17 @@ import X509
             SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://example.org")])
         })
         let underConstraint = try t.leafVariant(issuer: constrained, issuerKey: t.intermediateKey)
-        #expect(verifier.verify(leaf: underConstraint, issuedBy: constrained, at: t.now) == nil)
+        let alsoConstrained = X509SVIDVerifier(bundle: t.bundle, verifiedIntermediates: [t.intermediate, constrained])
+        #expect(alsoConstrained.verify(leaf: underConstraint, issuedBy: constrained, at: t.now) == nil)
+
+        // An issuer that is not one of the verified intermediates is left to path validation:
+        // another chain's intermediate, and a look-alike with the same name and key but other content.
+        #expect(verifier.verify(leaf: other.leaf, issuedBy: other.intermediate, at: t.now) == nil)
+        let lookalike = try await X509SVIDProfile.intermediateCA(trustDomain: t.trustDomain, publicKey: t.intermediateKey.publicKey,
+                                                                 notBefore: t.now - 60, notAfter: t.now + 3600, issuer: t.root, issuerKey: t.rootKey)
+        #expect(lookalike.subject == t.intermediate.subject)
+        #expect(verifier.verify(leaf: t.leaf, issuedBy: lookalike, at: t.now) == nil)
+        #expect(X509SVIDVerifier(bundle: t.bundle).verify(leaf: t.leaf, issuedBy: t.intermediate, at: t.now) == nil)
     }
 
     @Test func garbageDERIsMalformed() async throws {
