@@ -5,12 +5,15 @@ import Foundation
 /// dir may hold the private key of a workload SVID.
 ///
 /// scripts/test sets `WRIT_TEST_KEY_LEDGER` to an empty directory. A harness that starts a server
-/// registers it (`<name>.server` holds its admin socket) and, before stopping it, copies its
-/// `svid.x509.issue` events (`writ audit search`, each naming the certified key by
+/// registers it (`<name>.server` holds its admin socket and pid) and, before stopping it, copies
+/// its `svid.x509.issue` events (`writ audit search`, each naming the certified key by
 /// `public_key_sha256`) to `<name>.jsonl`; scripts/test reads the servers still running at the
-/// end the same way. Directories made with `keptForKeyScan` stay on disk for the scan, listed in
-/// `<name>.kept`, and scripts/test removes them after it. Without the variable nothing is recorded
-/// and every directory is removed as usual.
+/// end the same way. Other processes a test starts (agents) are listed in `<name>.pid`, so that
+/// scripts/test stops exactly the ones left running. Directories made with `keptForKeyScan` stay
+/// on disk for the scan, listed in `<name>.kept` (the path, then its kind: `agent` directories
+/// may hold no private key but the agent's own), and scripts/test removes them after a clean
+/// scan. Without the variable nothing is recorded and every directory is removed as usual.
+/// A ledger file that cannot be written is reported on standard error.
 public struct IssuedKeyLedger: Sendable {
     /// The ledger directory.
     public let directory: URL
@@ -24,9 +27,14 @@ public struct IssuedKeyLedger: Sendable {
     /// Records that a server named `name` (unique for the run: its data directory's name) serves
     /// its admin API on `adminSocket`; a restart on the same directory registers the same name.
     /// An earlier copy of its events is dropped: only a read after the latest start holds them all.
-    public func register(server name: String, adminSocket: String) {
+    public func register(server name: String, adminSocket: String, pid: Int32) {
         for stale in [name + ".jsonl", name + ".failed"] { try? FileManager.default.removeItem(at: directory.appendingPathComponent(stale)) }
-        write(Data((adminSocket + "\n").utf8), to: name + ".server")
+        write(Data("\(adminSocket)\n\(pid)\n".utf8), to: name + ".server")
+    }
+
+    /// Records a process a test started (an agent), for scripts/test to stop if the test did not.
+    public func register(process name: String, pid: Int32) {
+        write(Data("\(pid)\n".utf8), to: name + ".pid")
     }
 
     /// Copies every `svid.x509.issue` event of the running server to `<name>.jsonl` (replacing
@@ -47,12 +55,14 @@ public struct IssuedKeyLedger: Sendable {
         }
     }
 
-    /// Lists a directory that is to stay on disk until the scan.
-    func keep(_ path: URL) {
-        write(Data((path.path + "\n").utf8), to: path.lastPathComponent + ".kept")
+    /// Lists a directory that is to stay on disk until the scan, with its kind.
+    func keep(_ path: URL, kind: TemporaryDirectory.ScanKind) {
+        write(Data("\(path.path)\n\(kind.rawValue)\n".utf8), to: path.lastPathComponent + ".kept")
     }
 
     private func write(_ data: Data, to name: String) {
-        try? data.write(to: directory.appendingPathComponent(name), options: .atomic)
+        do { try data.write(to: directory.appendingPathComponent(name), options: .atomic) } catch {
+            FileHandle.standardError.write(Data("IssuedKeyLedger: cannot write \(name): \(error)\n".utf8))
+        }
     }
 }

@@ -93,15 +93,23 @@ public final class TemporaryDirectory: @unchecked Sendable {
     public var path: String { url.path }
     private let kept: Bool
 
+    /// What the suite's key scan expects of a kept directory.
+    public enum ScanKind: String, Sendable {
+        /// An agent's: no private key but its own (`data/agent-key.pem`).
+        case agent
+        /// A whole `writ dev` home: its server's CA keys are there by design; no workload key.
+        case dev
+    }
+
     /// Creates an empty directory under the system temp dir (mode 0700). With `keptForKeyScan`
     /// and scripts/test's ``IssuedKeyLedger``, the directory outlives the value: the scan after
     /// the suite searches it (an agent's data dir), and scripts/test removes it afterwards.
-    public init(prefix: String = "writ-test", keptForKeyScan: Bool = false) throws {
+    public init(prefix: String = "writ-test", keptForKeyScan: ScanKind? = nil) throws {
         let base = URL(fileURLWithPath: NSTemporaryDirectory())
         url = base.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let ledger = keptForKeyScan ? IssuedKeyLedger.current : nil
-        ledger?.keep(url)
+        let ledger = keptForKeyScan == nil ? nil : IssuedKeyLedger.current
+        if let ledger, let keptForKeyScan { ledger.keep(url, kind: keptForKeyScan) }
         kept = ledger != nil
     }
 

@@ -29,7 +29,7 @@ final class AgentProcessHarness: @unchecked Sendable {
     static func start(server: ServerHarness, extraArguments: [String] = [], joinToken: String? = nil,
                       environment: [String: String] = [:], trust: ((TemporaryDirectory) throws -> [String])? = nil,
                       attestation: [String]? = nil, waitForReady: Bool = true) async throws -> AgentProcessHarness {
-        let directory = try TemporaryDirectory(prefix: "writ-agt", keptForKeyScan: true)
+        let directory = try TemporaryDirectory(prefix: "writ-agt", keptForKeyScan: .agent)
         _ = chmod(directory.path, 0o755)
         let bundle = try await server.writ(["bundle", "show", "--format", "pem"])
         guard bundle.status == 0 else { throw TestFailure("writ bundle show: \(bundle.summary)") }
@@ -75,6 +75,7 @@ final class AgentProcessHarness: @unchecked Sendable {
         process.standardError = handle
         process.standardOutput = handle
         try process.run()
+        IssuedKeyLedger.current?.register(process: directory.url.lastPathComponent, pid: process.processIdentifier)
     }
 
     func waitUntilReady(timeout: Duration = .seconds(60)) async throws {

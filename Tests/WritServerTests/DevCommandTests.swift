@@ -53,7 +53,7 @@ import WritTestSupport
                 FileManager.default.fileExists(atPath: directory + "/env") || !process.isRunning
             }
             guard ready, process.isRunning else { throw TestFailure("writ dev did not become ready within 30 s:\n\(log)") }
-            IssuedKeyLedger.current?.register(server: ledgerName, adminSocket: directory + "/admin.sock")
+            IssuedKeyLedger.current?.register(server: ledgerName, adminSocket: directory + "/admin.sock", pid: process.processIdentifier)
             return ContinuousClock.now - started
         }
 
@@ -69,7 +69,7 @@ import WritTestSupport
     }
 
     @Test func theReadmeCommandsWorkVerbatim() async throws {
-        let home = try TemporaryDirectory(prefix: "writ-dev", keptForKeyScan: true)
+        let home = try TemporaryDirectory(prefix: "writ-dev", keptForKeyScan: .dev)
         let dev = try Dev(home: home, log: "dev.log")
         let elapsed = try await dev.start()
         // writ dev's own figure (its start to ready): the test's view adds however long this
@@ -119,7 +119,7 @@ import WritTestSupport
     /// domain, owned by the login that ran it; the printed lines say how to use it (and work);
     /// SIGTERM stops it as cleanly as Ctrl-C.
     @Test func aNamedTrustDomainInAChosenDirectoryAndSIGTERM() async throws {
-        let home = try TemporaryDirectory(prefix: "writ-dev-td", keptForKeyScan: true)
+        let home = try TemporaryDirectory(prefix: "writ-dev-td", keptForKeyScan: .dev)
         let dev = try Dev(home: home, log: "dev.log", arguments: ["--trust-domain", "demo.example"], dataDir: home.file("elsewhere").path)
         _ = try await dev.start()
         let login = String(cString: getpwuid(getuid())!.pointee.pw_name)

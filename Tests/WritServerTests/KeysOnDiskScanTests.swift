@@ -93,23 +93,50 @@ import WritTestSupport
         try FileManager.default.copyItem(at: agentOwn.pem, to: root.appendingPathComponent("agent-key.pem"))
         try FileManager.default.copyItem(at: stranger.pem, to: root.appendingPathComponent("stranger.pem"))
 
+        // As Swift code would write them: a PEM in a JSON string (JSONEncoder escapes `/` and
+        // newlines), PKCS#8 DER as base64 in JSON (a `Data` field), a raw scalar file.
+        struct Stored: Encodable { let pem: String?; let der: Data? }
+        let escaped = P256.Signing.PrivateKey(), inJSON = P256.Signing.PrivateKey(), raw = P256.Signing.PrivateKey()
+        try JSONEncoder().encode(Stored(pem: escaped.pemRepresentation, der: nil)).write(to: root.appendingPathComponent("escaped.json"))
+        try JSONEncoder().encode(Stored(pem: nil, der: inJSON.derRepresentation)).write(to: root.appendingPathComponent("der.json"))
+        try raw.rawRepresentation.write(to: root.appendingPathComponent("scalar.bin"))
+        var swiftKeys: [String] = []
+        for (name, key) in [("escaped", escaped), ("injson", inJSON), ("raw", raw)] {
+            let pem = space.scratch.file("keys/\(name).pem")
+            try Data(key.pemRepresentation.utf8).write(to: pem)
+            swiftKeys.append(try await Self.fingerprint(of: pem))
+        }
+
+        // An agent's directory: its own key is expected there, any other key is not (even one
+        // no server certified).
+        let agentDirectory = root.appendingPathComponent("writ-agt-1")
+        try FileManager.default.createDirectory(at: agentDirectory.appendingPathComponent("data"), withIntermediateDirectories: true)
+        let agentKey = try await Self.key("agent-dir-own", p256, in: space)
+        let uncertified = try await Self.key("agent-dir-stray", p256, in: space)
+        try FileManager.default.copyItem(at: agentKey.pem, to: agentDirectory.appendingPathComponent("data/agent-key.pem"))
+        try FileManager.default.copyItem(at: uncertified.pem, to: agentDirectory.appendingPathComponent("data/pool.pem"))
+        try Data("\(agentDirectory.path)\nagent\n".utf8).write(to: space.ledger.appendingPathComponent("writ-agt-1.kept"))
+
         try Data("/tmp/srv/admin.sock\n".utf8).write(to: space.ledger.appendingPathComponent("srv.server"))
         try Data(Self.events([("entry", pkcs8.fingerprint), ("entry", sec1.fingerprint), ("operator", der.fingerprint), ("entry", embedded.fingerprint),
-                              ("entry", rsa.fingerprint), ("entry", jwkFingerprint), ("agent_renewal", agentOwn.fingerprint)]).utf8)
+                              ("entry", rsa.fingerprint), ("entry", jwkFingerprint), ("agent_renewal", agentOwn.fingerprint)]
+                             + swiftKeys.map { ("entry", $0) }).utf8)
             .write(to: space.ledger.appendingPathComponent("srv.jsonl"))
 
         let found = try await Self.scan(space)
         #expect(found.status == 1, "\(found.summary)")
         let matches = (found.report["matches"] as? [String] ?? []).map { String($0.prefix { $0 != ":" }) }
-        let expected = ["deep/er/notes.txt", "sec1.pem", "key.der", "heap.bin", "rsa.pem", "key.jwk.json"].map { root.appendingPathComponent($0).path }
+        let expected = ["deep/er/notes.txt", "sec1.pem", "key.der", "heap.bin", "rsa.pem", "key.jwk.json", "escaped.json", "der.json", "scalar.bin",
+                        "writ-agt-1/data/pool.pem"].map { root.appendingPathComponent($0).path }
         #expect(Set(matches) == Set(expected) && matches.count == expected.count, "\(found.summary)")
-        #expect(found.report["private_keys"] as? Int == 8 && found.report["workload_keys"] as? Int == 6, "\(found.summary)")
+        #expect(found.report["private_keys"] as? Int == 13 && found.report["workload_keys"] as? Int == 9 && found.report["agent_directories"] as? Int == 1,
+                "\(found.summary)")
 
-        // Without the workload keys' files the same tree passes: the agent's own key and a
-        // stranger's are not workload keys.
+        // Without those files the same tree passes: the agent's own key (in its directory and
+        // outside it) and a stranger's are not workload keys.
         for path in expected { try FileManager.default.removeItem(atPath: path) }
         let clean = try await Self.scan(space)
-        #expect(clean.status == 0 && (clean.report["matches"] as? [String])?.isEmpty == true && clean.report["private_keys"] as? Int == 2, "\(clean.summary)")
+        #expect(clean.status == 0 && (clean.report["matches"] as? [String])?.isEmpty == true && clean.report["private_keys"] as? Int == 3, "\(clean.summary)")
     }
 
     /// A server whose issues were never read, an issue without a fingerprint, or an empty ledger

@@ -63,7 +63,7 @@ final class ServerHarness: @unchecked Sendable {
         process.standardError = handle
         process.standardOutput = handle
         try process.run()
-        IssuedKeyLedger.current?.register(server: directory.url.lastPathComponent, adminSocket: socket)
+        IssuedKeyLedger.current?.register(server: directory.url.lastPathComponent, adminSocket: socket, pid: process.processIdentifier)
     }
 
     func waitUntilReady(timeout: Duration = .seconds(60)) async throws {

@@ -11,13 +11,18 @@ of the DER SubjectPublicKeyInfo.
 
 Every regular file under the roots (not crossing into other file systems, up to 64 MiB) is
 searched for private keys in the encodings a key could be written in: PEM blocks (PKCS#8, SEC1,
-PKCS#1), a DER file (PKCS#8, SEC1, PKCS#1), an EC private key structure (RFC 5915, also inside
-PKCS#8) anywhere in binary data, and JWK objects with a private `d`. Each key found is reduced
-to its SubjectPublicKeyInfo fingerprint and looked up in the ledger.
+PKCS#1; also inside JSON strings, with `\n` and `\/` escapes), a DER file (PKCS#8, SEC1,
+PKCS#1), an EC private key structure (RFC 5915, also inside PKCS#8) anywhere in binary data or
+in a long base64 run (DER in JSON), JWK objects with a private `d`, and files that are exactly a
+raw EC scalar or an X9.63 private key. Each key found is reduced to its SubjectPublicKeyInfo
+fingerprint and looked up in the ledger. In a directory the ledger lists as an agent's
+(`<name>.kept`, kind `agent`) no private key may be found but `data/agent-key.pem`: that also
+covers workload keys that were generated but never certified.
 
 Prints one JSON object (files, keys found, ledger size, servers, matches, what could not be
-read) and exits 1 when a file holds a workload key, when a server's events could not be read,
-or when the ledger names no workload key at all (the scan would then prove nothing).
+read) and exits 1 when a file holds a workload key, when an agent's directory holds a key not
+its own, when a server's events could not be read, or when the ledger names no workload key at
+all (the scan would then prove nothing).
 """
 
 import argparse
@@ -40,6 +45,9 @@ PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----(.*?)-----END \
 EC_PRIVATE_KEY = re.compile(rb"\x02\x01\x01\x04(\x20|\x30|\x42)", re.S)
 CURVES = {32: ec.SECP256R1(), 48: ec.SECP384R1(), 66: ec.SECP521R1()}
 JWK_D = re.compile(rb'"d"\s*:\s*"([A-Za-z0-9_-]{40,120})"')
+BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{88,}={0,2}")
+RAW_SCALAR_SIZES = {32, 48, 66}
+X963_PRIVATE_SIZES = {97: 32, 145: 48, 133: 66}  # 04 || X || Y || d
 
 
 def fingerprint(private_key):
@@ -61,24 +69,27 @@ def ec_key(scalar_bytes):
 def keys_in(data, unreadable, path):
     """The fingerprints of the private keys `data` holds, each once."""
     found = set()
-    for match in PEM_BLOCK.finditer(data):
-        label, body = match.group(1), match.group(0)
-        if label.startswith(b"ENCRYPTED"):
-            unreadable.append(f"{path}: an encrypted private key (not checked)")
-            continue
-        try:
-            found.add(fingerprint(serialization.load_pem_private_key(body, password=None)))
-        except (ValueError, TypeError) as error:
-            unreadable.append(f"{path}: a {label.decode()} block that does not load ({error})")
-    if data[:1] == b"\x30" and len(data) < 64 << 10:
-        try:
-            found.add(fingerprint(serialization.load_der_private_key(data, password=None)))
-        except (ValueError, TypeError):
-            pass
-    for match in EC_PRIVATE_KEY.finditer(data):
-        size = match.group(1)[0]
-        start = match.end()
-        key = ec_key(data[start:start + size]) if start + size <= len(data) else None
+    # Text as a JSON encoder escapes it (`\n` in a PEM string, `\/` in PEM and base64) is also
+    # read unescaped.
+    sources = [data]
+    if b"\\n" in data or b"\\/" in data:
+        sources.append(data.replace(b"\\r\\n", b"\n").replace(b"\\n", b"\n").replace(b"\\/", b"/"))
+    der_keys(data, found)
+    for source in sources:
+        pem_keys(source, found, unreadable if source is data else [], path)
+        for match in BASE64_RUN.finditer(source):
+            text = match.group(0).rstrip(b"=")
+            decode = base64.urlsafe_b64decode if (b"-" in text or b"_" in text) else base64.b64decode
+            try:
+                der_keys(decode(text + b"=" * (-len(text) % 4)), found)
+            except ValueError:
+                pass
+    if len(data) in RAW_SCALAR_SIZES:
+        key = ec_key(data)
+        if key is not None:
+            found.add(fingerprint(key))
+    if len(data) in X963_PRIVATE_SIZES and data[:1] == b"\x04":
+        key = ec_key(data[-X963_PRIVATE_SIZES[len(data)]:])
         if key is not None:
             found.add(fingerprint(key))
     if b'"d"' in data:
@@ -92,6 +103,43 @@ def keys_in(data, unreadable, path):
             if key is not None:
                 found.add(fingerprint(key))
     return found
+
+
+def pem_keys(data, found, unreadable, path):
+    for match in PEM_BLOCK.finditer(data):
+        label, body = match.group(1), match.group(0)
+        if label.startswith(b"ENCRYPTED"):
+            unreadable.append(f"{path}: an encrypted private key (not checked)")
+            continue
+        try:
+            found.add(fingerprint(serialization.load_pem_private_key(body, password=None)))
+        except (ValueError, TypeError) as error:
+            unreadable.append(f"{path}: a {label.decode()} block that does not load ({error})")
+
+
+def der_keys(data, found):
+    """Keys in binary data: the whole of it as DER, and EC private key structures anywhere."""
+    if data[:1] == b"\x30" and len(data) < 64 << 10:
+        try:
+            found.add(fingerprint(serialization.load_der_private_key(data, password=None)))
+        except (ValueError, TypeError):
+            pass
+    for match in EC_PRIVATE_KEY.finditer(data):
+        size = match.group(1)[0]
+        start = match.end()
+        key = ec_key(data[start:start + size]) if start + size <= len(data) else None
+        if key is not None:
+            found.add(fingerprint(key))
+
+
+def agent_directories(directory):
+    """The directories the ledger lists as agents' (kind `agent` in `<name>.kept`)."""
+    agents = []
+    for kept in sorted(glob.glob(os.path.join(directory, "*.kept"))):
+        lines = open(kept, encoding="utf-8").read().split("\n")
+        if len(lines) > 1 and lines[1].strip() == "agent":
+            agents.append(os.path.realpath(lines[0].strip()))
+    return agents
 
 
 def read_ledger(directory):
@@ -132,14 +180,22 @@ def main():
     args = parser.parse_args()
     ledger = os.path.realpath(args.ledger)
     workload, servers, uncollected, problems = read_ledger(ledger)
+    agents = agent_directories(ledger)
+
+    def same_device(path, device):
+        try:
+            return os.lstat(path).st_dev == device
+        except OSError:  # gone while the walk ran
+            return False
 
     files, keys, matches, unreadable = 0, 0, [], []
     for root in args.roots:
         device = os.lstat(root).st_dev
         for directory, subdirectories, names in os.walk(root, onerror=lambda e: unreadable.append(f"{e.filename}: {e.strerror}")):
             subdirectories[:] = [d for d in subdirectories
-                                 if os.path.realpath(os.path.join(directory, d)) != ledger
-                                 and os.lstat(os.path.join(directory, d)).st_dev == device]
+                                 if os.path.realpath(os.path.join(directory, d)) != ledger and same_device(os.path.join(directory, d), device)]
+            real = os.path.realpath(directory)
+            agent = next((a for a in agents if real == a or real.startswith(a + os.sep)), None)
             for name in names:
                 path = os.path.join(directory, name)
                 try:
@@ -156,8 +212,10 @@ def main():
                     keys += 1
                     if key in workload:
                         matches.append(f"{path}: the private key of {workload[key]}")
+                    elif agent is not None and os.path.relpath(os.path.join(real, name), agent) != os.path.join("data", "agent-key.pem"):
+                        matches.append(f"{path}: a private key in an agent's directory that is not the agent's own")
 
-    report = {"files": files, "private_keys": keys, "workload_keys": len(workload), "servers": servers,
+    report = {"files": files, "private_keys": keys, "workload_keys": len(workload), "servers": servers, "agent_directories": len(agents),
               "matches": matches, "uncollected_servers": uncollected, "ledger_problems": problems, "unreadable": unreadable[:50]}
     print(json.dumps(report, indent=1))
     if not workload:
