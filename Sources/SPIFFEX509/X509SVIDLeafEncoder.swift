@@ -81,8 +81,8 @@ public struct X509SVIDLeafEncoder: Sendable {
                 }
                 tbs.serializeRawBytes(subject)
                 tbs.serializeRawBytes(spki)
-                try tbs.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific)) { tagged in
-                    try tagged.appendConstructedNode(identifier: .sequence) { extensions in
+                tbs.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 3, tagClass: .contextSpecific)) { tagged in
+                    tagged.appendConstructedNode(identifier: .sequence) { extensions in
                         // The profile's order: basic constraints, key usage, EKU, SKI, AKI, SAN.
                         extensions.serializeRawBytes(SVIDKeyPolicy.isRSA(publicKey) ? fixedExtensions.rsa : fixedExtensions.ec)
                         extensions.serializeRawBytes(subjectKeyIdentifier)
