@@ -5,7 +5,7 @@ import SwiftASN1
 import X509
 
 /// Encodes X.509-SVID leaves of one issuer straight to DER: byte for byte the certificate that
-/// ``X509SVIDProfile/leafSignedInProcess(id:publicKey:dnsNames:notBefore:notAfter:issuer:issuerKey:serialNumber:)``
+/// ``X509SVIDProfile/leaf(id:publicKey:dnsNames:notBefore:notAfter:issuer:issuerKey:serialNumber:)``
 /// builds through swift-certificates' model (same profile, same checks, same encoding of
 /// every field), without building that model. The issuer's name, key identifier and signature
 /// algorithm are encoded once; the subject's key once per leaf (its SubjectKeyIdentifier is
@@ -51,15 +51,8 @@ public struct X509SVIDLeafEncoder: Sendable {
     /// clamped to the issuer's), to be signed with ``signatureAlgorithm``.
     public func tbsCertificate(id: SPIFFEID, publicKey: Certificate.PublicKey, dnsNames: [String] = [], notBefore: Date, notAfter: Date,
                                serialNumber: Certificate.SerialNumber? = nil) throws(X509SVIDError) -> [UInt8] {
-        do { try id.requireWorkload() } catch {
-            throw X509SVIDError(.invalidIdentity, error.message)
-        }
-        try SVIDKeyPolicy.check(publicKey)
-        for name in dnsNames { try DNSName.check(name) }
-        let end = min(notAfter, issuer.notValidAfter)
-        guard end > notBefore else {
-            throw X509SVIDError(.invalidValidity, "validity window is empty: notBefore \(notBefore) is not before notAfter \(end)")
-        }
+        let end = try X509SVIDProfile.leafNotAfter(id: id, publicKey: publicKey, dnsNames: dnsNames, notBefore: notBefore,
+                                                   notAfter: notAfter, issuer: issuer)
         do {
             var key = DER.Serializer()
             try key.serialize(publicKey)

@@ -40,37 +40,42 @@ public enum X509SVIDProfile {
         notBefore: Date, notAfter: Date, issuer: Certificate, issuerKey: Certificate.PrivateKey,
         serialNumber: Certificate.SerialNumber? = nil
     ) async throws(X509SVIDError) -> Certificate {
-        let parts = try LeafParts(id: id, publicKey: publicKey, dnsNames: dnsNames, notBefore: notBefore, notAfter: notAfter, issuer: issuer)
+        let end = try leafNotAfter(id: id, publicKey: publicKey, dnsNames: dnsNames, notBefore: notBefore, notAfter: notAfter, issuer: issuer)
         do {
+            let extensions = try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true, keyEncipherment: SVIDKeyPolicy.isRSA(publicKey)))
+                try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                SubjectKeyIdentifier(hash: publicKey)
+                if let aki = try issuer.extensions.subjectKeyIdentifier {
+                    AuthorityKeyIdentifier(keyIdentifier: aki.keyIdentifier)
+                }
+                SubjectAlternativeNames([.uniformResourceIdentifier(id.uri)] + dnsNames.map { .dnsName($0) })
+            }
             return try await Certificate(
                 version: .v3, serialNumber: serialNumber ?? randomSerialNumber(), publicKey: publicKey,
-                notValidBefore: notBefore, notValidAfter: parts.notAfter, issuer: issuer.subject, subject: parts.subject,
-                signatureAlgorithm: signatureAlgorithm(for: issuerKey.publicKey), extensions: parts.extensions,
+                notValidBefore: notBefore, notValidAfter: end, issuer: issuer.subject, subject: try leafSubject(),
+                signatureAlgorithm: signatureAlgorithm(for: issuerKey.publicKey), extensions: extensions,
                 issuerAsyncPrivateKey: issuerKey)
         } catch {
             throw X509SVIDError(.signingFailed, "building the leaf certificate failed: \(error)")
         }
     }
 
-    /// The same leaf as ``leaf(id:publicKey:dnsNames:notBefore:notAfter:issuer:issuerKey:serialNumber:)``,
-    /// signed on the calling thread without suspending: for issuer keys held in the process
-    /// (a key that signs only asynchronously fails with ``X509SVIDError/Code/signingFailed``).
-    /// An issuing CA that calls it from its own actor avoids two executor switches per leaf.
-    public static func leafSignedInProcess(
-        id: SPIFFEID, publicKey: Certificate.PublicKey, dnsNames: [String] = [],
-        notBefore: Date, notAfter: Date, issuer: Certificate, issuerKey: Certificate.PrivateKey,
-        serialNumber: Certificate.SerialNumber? = nil
-    ) throws(X509SVIDError) -> Certificate {
-        let parts = try LeafParts(id: id, publicKey: publicKey, dnsNames: dnsNames, notBefore: notBefore, notAfter: notAfter, issuer: issuer)
-        do {
-            return try Certificate(
-                version: .v3, serialNumber: serialNumber ?? randomSerialNumber(), publicKey: publicKey,
-                notValidBefore: notBefore, notValidAfter: parts.notAfter, issuer: issuer.subject, subject: parts.subject,
-                signatureAlgorithm: signatureAlgorithm(for: issuerKey.publicKey), extensions: parts.extensions,
-                issuerPrivateKey: issuerKey)
-        } catch {
-            throw X509SVIDError(.signingFailed, "building the leaf certificate failed: \(error)")
+    /// The profile's checks of a leaf's inputs (a workload ID, an accepted key, valid DNS names,
+    /// a non-empty validity window); returns `notAfter` clamped to the issuer's notAfter.
+    static func leafNotAfter(id: SPIFFEID, publicKey: Certificate.PublicKey, dnsNames: [String], notBefore: Date, notAfter: Date,
+                             issuer: Certificate) throws(X509SVIDError) -> Date {
+        do { try id.requireWorkload() } catch {
+            throw X509SVIDError(.invalidIdentity, error.message)
         }
+        try SVIDKeyPolicy.check(publicKey)
+        for name in dnsNames { try DNSName.check(name) }
+        let end = min(notAfter, issuer.notValidAfter)
+        guard end > notBefore else {
+            throw X509SVIDError(.invalidValidity, "validity window is empty: notBefore \(notBefore) is not before notAfter \(end)")
+        }
+        return end
     }
 
     /// The subject of every leaf (X509-SVID.md leaves it free; Writ names itself and the profile).
@@ -78,41 +83,6 @@ public enum X509SVIDProfile {
         try DistinguishedName {
             OrganizationName("Writ")
             OrganizationalUnitName("x509-svid")
-        }
-    }
-
-    /// What a leaf holds besides its serial and signature, after the profile's checks.
-    private struct LeafParts {
-        let notAfter: Date
-        let subject: DistinguishedName
-        let extensions: Certificate.Extensions
-
-        init(id: SPIFFEID, publicKey: Certificate.PublicKey, dnsNames: [String], notBefore: Date, notAfter: Date,
-             issuer: Certificate) throws(X509SVIDError) {
-            do { try id.requireWorkload() } catch {
-                throw X509SVIDError(.invalidIdentity, error.message)
-            }
-            try SVIDKeyPolicy.check(publicKey)
-            for name in dnsNames { try DNSName.check(name) }
-            self.notAfter = min(notAfter, issuer.notValidAfter)
-            guard self.notAfter > notBefore else {
-                throw X509SVIDError(.invalidValidity, "validity window is empty: notBefore \(notBefore) is not before notAfter \(self.notAfter)")
-            }
-            do {
-                extensions = try Certificate.Extensions {
-                    Critical(BasicConstraints.notCertificateAuthority)
-                    Critical(KeyUsage(digitalSignature: true, keyEncipherment: SVIDKeyPolicy.isRSA(publicKey)))
-                    try ExtendedKeyUsage([.serverAuth, .clientAuth])
-                    SubjectKeyIdentifier(hash: publicKey)
-                    if let aki = try issuer.extensions.subjectKeyIdentifier {
-                        AuthorityKeyIdentifier(keyIdentifier: aki.keyIdentifier)
-                    }
-                    SubjectAlternativeNames([.uniformResourceIdentifier(id.uri)] + dnsNames.map { .dnsName($0) })
-                }
-                subject = try X509SVIDProfile.leafSubject()
-            } catch {
-                throw X509SVIDError(.signingFailed, "building the leaf certificate failed: \(error)")
-            }
         }
     }
 

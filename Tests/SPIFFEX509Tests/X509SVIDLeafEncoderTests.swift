@@ -40,7 +40,7 @@ import X509
                 let id = try SPIFFEID(parsing: "spiffe://example.org/w/\(index)")
                 let dns = index % 2 == 0 ? ["api.example.org", "*.svc.example.org"] : []
                 let serial = X509SVIDProfile.randomSerialNumber()
-                let reference = try X509SVIDProfile.leafSignedInProcess(id: id, publicKey: subjectKey, dnsNames: dns, notBefore: notBefore,
+                let reference = try await X509SVIDProfile.leaf(id: id, publicKey: subjectKey, dnsNames: dns, notBefore: notBefore,
                                                                         notAfter: notAfter, issuer: issuer, issuerKey: issuerKey, serialNumber: serial)
                 let referenceDER = TestChain.der(reference)
                 let tbs = try encoder.tbsCertificate(id: id, publicKey: subjectKey, dnsNames: dns, notBefore: notBefore, notAfter: notAfter, serialNumber: serial)
@@ -85,7 +85,7 @@ import X509
         let encoder = try X509SVIDLeafEncoder(issuer: bare, signatureAlgorithm: .ecdsaWithSHA256)
         let id = try SPIFFEID(parsing: "spiffe://example.org/w")
         let serial = X509SVIDProfile.randomSerialNumber()
-        let reference = try X509SVIDProfile.leafSignedInProcess(id: id, publicKey: t.leafKey.publicKey, notBefore: t.now, notAfter: t.now + 60,
+        let reference = try await X509SVIDProfile.leaf(id: id, publicKey: t.leafKey.publicKey, notBefore: t.now, notAfter: t.now + 60,
                                                                 issuer: bare, issuerKey: t.intermediateKey, serialNumber: serial)
         #expect(try reference.extensions.authorityKeyIdentifier == nil)
         let tbs = try encoder.tbsCertificate(id: id, publicKey: t.leafKey.publicKey, notBefore: t.now, notAfter: t.now + 60, serialNumber: serial)

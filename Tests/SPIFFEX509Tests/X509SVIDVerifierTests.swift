@@ -180,20 +180,20 @@ import X509
 
     // MARK: the direct check of a leaf from a known issuer (an issuing CA's re-check)
 
-    /// For every key type, a good leaf passes the direct check with the identity the full path
-    /// validation finds, and the in-process signed leaf is the same profile as the async one.
+    /// For every key type, a good leaf (built by the profile, and encoded directly) passes the
+    /// direct check with the identity the full path validation finds.
     @Test(arguments: TestKeyType.allCases)
     func aLeafFromItsKnownIssuerPassesTheDirectCheck(_ keyType: TestKeyType) async throws {
         let t = try await TestChain.make(keyType: keyType)
+        let id = try SPIFFEID(parsing: "spiffe://example.org/workload")
         let verifier = X509SVIDVerifier(bundle: t.bundle, verifiedIntermediates: [t.intermediate])
-        #expect(verifier.verify(leaf: t.leaf, issuedBy: t.intermediate, at: t.now) == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
-        let inProcess = try X509SVIDProfile.leafSignedInProcess(
-            id: try SPIFFEID(parsing: "spiffe://example.org/workload"), publicKey: t.leafKey.publicKey, dnsNames: ["api.example.org"],
-            notBefore: t.now - 10, notAfter: t.now + 600, issuer: t.intermediate, issuerKey: t.intermediateKey)
-        #expect(verifier.verify(leaf: inProcess, issuedBy: t.intermediate, at: t.now) == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
-        #expect(await verifier.verify(chain: [inProcess, t.intermediate], at: t.now) == .valid(try SPIFFEID(parsing: "spiffe://example.org/workload")))
-        #expect(inProcess.extensions == t.leaf.extensions && inProcess.subject == t.leaf.subject && inProcess.issuer == t.leaf.issuer
-                && inProcess.signatureAlgorithm == t.leaf.signatureAlgorithm && inProcess.notValidAfter == t.leaf.notValidAfter)
+        #expect(verifier.verify(leaf: t.leaf, issuedBy: t.intermediate, at: t.now) == .valid(id))
+        let encoder = try X509SVIDLeafEncoder(issuer: t.intermediate, signatureAlgorithm: X509SVIDProfile.signatureAlgorithm(for: t.intermediateKey.publicKey))
+        let tbs = try encoder.tbsCertificate(id: id, publicKey: t.leafKey.publicKey, dnsNames: ["api.example.org"], notBefore: t.now - 10, notAfter: t.now + 600)
+        let encoded = try Certificate(derEncoded: encoder.certificate(
+            tbs: tbs, signature: try t.intermediateKey.sign(bytes: tbs, signatureAlgorithm: encoder.signatureAlgorithm).rawRepresentation))
+        #expect(verifier.verify(leaf: encoded, issuedBy: t.intermediate, at: t.now) == .valid(id))
+        #expect(await verifier.verify(chain: [encoded, t.intermediate], at: t.now) == .valid(id))
     }
 
     /// Every bad leaf under the good intermediate is refused by the direct check for the same

@@ -407,7 +407,7 @@ actor CountingKeyManager: KeyManager {
     func generateKey(id: String, type: KeyType) async throws(CAError) -> ManagedKey { try await inner.generateKey(id: id, type: type) }
     func importKey(id: String, pkcs8DER: [UInt8]) async throws(CAError) -> ManagedKey { try await inner.importKey(id: id, pkcs8DER: pkcs8DER) }
     func key(id: String) async throws(CAError) -> ManagedKey { try await inner.key(id: id) }
-    func keys() async throws(CAError) -> [ManagedKey] { try await inner.keys() }
+    func keys() async throws(CAError) -> [ManagedKey] { await inner.keys() }
     func keyIDs() async throws(CAError) -> [String] { await inner.keyIDs() }
     func sign(keyID: String, message: [UInt8], hash: SignatureHash) async throws(CAError) -> [UInt8] {
         signs += 1
