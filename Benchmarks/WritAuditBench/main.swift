@@ -110,7 +110,7 @@ func withStore<T: Sendable>(_ kind: String, _ options: Options, name: String,
         let store = try await SQLDatastore(backend: backend)
         let size: () async throws -> Int64 = {
             try await backend.read { db in
-                try await db.raw("SELECT pg_total_relation_size('audit_events') + pg_total_relation_size('audit_subtrees') AS n").first()?
+                try await db.raw("SELECT pg_total_relation_size('audit_events') + pg_total_relation_size('audit_subtrees') + pg_total_relation_size('audit_names') AS n").first()?
                     .decode(column: "n", as: Int64.self) ?? 0
             }
         }
@@ -263,10 +263,20 @@ func sqlitePeer(_ options: Options, events: [AuditEvent]) async throws -> Double
     let store = try await SQLDatastore(backend: try await SQLiteBackend.open(path: path, logger: logger))
     await store.close()
     var lines = ""
+    var names: [String: Int64] = [:]
     for (index, event) in events.enumerated() {
         let record = try event.record()
-        let row: JSONValue = .array([.integer(Int64(index)), .string(String(decoding: record.body, as: UTF8.self)), .string(record.type), .string(record.actor),
-                                     .string(record.target), .integer(Int64((record.time.timeIntervalSince1970 * 1000).rounded(.down)))])
+        var new: [JSONValue] = []
+        func id(_ name: String) -> JSONValue {
+            if let id = names[name] { return .integer(id) }
+            let id = Int64(names.count + 1)
+            names[name] = id
+            new.append(.array([.integer(id), .string(name)]))
+            return .integer(id)
+        }
+        let row: JSONValue = .array([.integer(Int64(index)), .string(String(decoding: record.body, as: UTF8.self)), id(record.type), id(record.actor),
+                                     id(record.target), .integer(Int64((record.time.timeIntervalSince1970 * 1000).rounded(.down))), .array(new),
+                                     .string(MerkleHash.leaf(record.body).hex)])
         lines += try row.canonical() + "\n"
     }
     try lines.write(toFile: rowsPath, atomically: true, encoding: .utf8)

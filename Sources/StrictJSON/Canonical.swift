@@ -8,60 +8,80 @@
 extension JSONValue {
     /// The canonical form as text.
     public func canonical() throws(JSONError) -> String {
-        var out = ""
-        try writeCanonical(into: &out)
-        return out
+        String(decoding: try canonicalBytes(), as: UTF8.self)
     }
 
     /// The canonical form as UTF-8 bytes (what is hashed or signed).
     public func canonicalBytes() throws(JSONError) -> [UInt8] {
-        var text = try canonical()
-        return text.withUTF8 { Array($0) }
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        try writeCanonical(into: &out)
+        return out
+    }
+
+    /// Appends the canonical form's UTF-8 bytes to `out` (for writers that build a larger
+    /// canonical document around known members); on a throw `out` may hold a partial value.
+    public func appendCanonical(to out: inout [UInt8]) throws(JSONError) {
+        try writeCanonical(into: &out)
+    }
+
+    /// Appends `string` as a JSON string, escaped as the canonical form escapes it.
+    public static func appendString(_ string: String, to out: inout [UInt8]) {
+        writeString(string, into: &out)
     }
 
     /// The largest integer a JSON number carries exactly through a double.
     public static let maximumSafeInteger: Int64 = (1 << 53) - 1
 
-    func writeCanonical(into out: inout String) throws(JSONError) {
+    func writeCanonical(into out: inout [UInt8]) throws(JSONError) {
         switch self {
         case .null, .bool, .string: write(into: &out)
         case .integer(let value):
             guard value.magnitude <= UInt64(Self.maximumSafeInteger) else {
                 throw JSONError(message: "the integer \(value) is outside ±(2^53 − 1) and has no exact canonical form", offset: 0)
             }
-            out += String(value)
+            out.append(contentsOf: String(value).utf8)
         case .otherNumber(let text):
             guard let value = Double(text) else { throw JSONError(message: "`\(text)` is not a number", offset: 0) }
-            out += try Self.canonicalNumber(value)
+            out.append(contentsOf: try Self.canonicalNumber(value).utf8)
         case .array(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 try item.writeCanonical(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            // UTF-16 code unit order; for ASCII names (the common case) that is their byte order.
-            let sorted: [(key: [UInt16], member: JSONMember)]
+            // UTF-16 code unit order; for ASCII names (the common case) that is their byte order,
+            // and equal names are equal bytes.
             if members.allSatisfy({ $0.key.utf8.allSatisfy { $0 < 0x80 } }) {
-                sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { (key: Array($0.key.utf16), member: $0) }
+                let sorted = members.count < 2 ? members : members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+                try Self.writeMembers(sorted, into: &out) { $0.key.utf8.elementsEqual($1.key.utf8) }
             } else {
-                sorted = members.map { (key: Array($0.key.utf16), member: $0) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+                let sorted = members.map { (key: Array($0.key.utf16), member: $0) }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+                try Self.writeMembers(sorted.map(\.member), into: &out) { $0.key.utf16.elementsEqual($1.key.utf16) }
             }
-            out += "{"
-            for (index, entry) in sorted.enumerated() {
-                if index > 0 {
-                    guard sorted[index - 1].key != entry.key else {
-                        throw JSONError(message: "duplicate member `\(entry.member.key)` has no canonical form", offset: 0)
-                    }
-                    out += ","
-                }
-                Self.writeString(entry.member.key, into: &out)
-                out += ":"
-                try entry.member.value.writeCanonical(into: &out)
-            }
-            out += "}"
         }
+    }
+
+    /// `{"name":value,…}` for members already in canonical order; `same` tells two neighbours'
+    /// names apart (a repeated name has no canonical form).
+    private static func writeMembers(_ sorted: [JSONMember], into out: inout [UInt8],
+                                     same: (JSONMember, JSONMember) -> Bool) throws(JSONError) {
+        out.append(UInt8(ascii: "{"))
+        for index in sorted.indices {
+            let member = sorted[index]
+            if index > 0 {
+                guard !same(sorted[index - 1], member) else {
+                    throw JSONError(message: "duplicate member `\(member.key)` has no canonical form", offset: 0)
+                }
+                out.append(UInt8(ascii: ","))
+            }
+            writeString(member.key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            try member.value.writeCanonical(into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     /// A double as ECMAScript's `Number.prototype.toString` writes it (ES2015 §7.1.12.1, with

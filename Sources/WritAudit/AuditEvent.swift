@@ -101,8 +101,9 @@ public struct AuditEvent: Sendable {
         SHA256.hash(data: secret).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The event as JSON (members in schema order; the canonical form sorts them).
-    public func json() throws(AuditError) -> JSONValue {
+    /// Refuses what schema v1 does not allow: a malformed type, no action, a detail named
+    /// like a secret, a repeated detail, a number beyond ±(2^53 − 1).
+    func validate() throws(AuditError) {
         guard Self.isEventType(type) else {
             throw AuditError("an event type is dotted lowercase words (`svid.x509.issue`), not `\(type)`")
         }
@@ -113,7 +114,15 @@ public struct AuditEvent: Sendable {
             }
             try Self.checkNumbers(member.value, at: "details.\(member.key)")
         }
-        guard Set(details.map(\.key)).count == details.count else { throw AuditError("an event's details repeat a name") }
+        if details.count > 1 {
+            var names = Set<String>(minimumCapacity: details.count)
+            for member in details where !names.insert(member.key).inserted { throw AuditError("an event's details repeat a name") }
+        }
+    }
+
+    /// The event as JSON (members in schema order; the canonical form sorts them).
+    public func json() throws(AuditError) -> JSONValue {
+        try validate()
         var members: [JSONMember] = [
             JSONMember("v", .integer(Self.schemaVersion)),
             JSONMember("time", .string(Self.timestamp(time))),
@@ -131,9 +140,66 @@ public struct AuditEvent: Sendable {
         return .object(members)
     }
 
-    /// The leaf bytes: the event's RFC 8785 canonical JSON.
+    /// The leaf bytes: the event's RFC 8785 canonical JSON, byte for byte
+    /// `json().canonicalBytes()`, written straight out (this runs for every event the log
+    /// records): the top-level names in their canonical order, everything below through
+    /// StrictJSON's canonical writer.
     public func canonicalBody() throws(AuditError) -> [UInt8] {
-        do { return try json().canonicalBytes() } catch let error as AuditError { throw error } catch { throw AuditError("\(error)") }
+        try validate()
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        func name(_ text: StaticString) {
+            text.withUTF8Buffer { out.append(contentsOf: $0) }
+        }
+        func string(_ text: String) { JSONValue.appendString(text, to: &out) }
+        do {
+            name(#"{"action":"#)
+            string(action)
+            name(#","actor":"#)
+            try actor.json.appendCanonical(to: &out)
+            if !details.isEmpty {
+                name(#","details":"#)
+                try JSONValue.object(details).appendCanonical(to: &out)
+            }
+            name(#","on_behalf_of":["#)
+            for (index, other) in onBehalfOf.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                try other.json.appendCanonical(to: &out)
+            }
+            name(#"],"outcome":"#)
+            string(outcome.rawValue)
+            name(#","policy_ids":["#)
+            for (index, id) in policyIDs.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                string(id)
+            }
+            out.append(UInt8(ascii: "]"))
+            if let reason {
+                name(#","reason":"#)
+                string(reason)
+            }
+            if let requestID {
+                name(#","request_id":"#)
+                string(requestID)
+            }
+            if let target {
+                name(#","target":{"id":"#)
+                string(target.id)
+                name(#","kind":"#)
+                string(target.kind)
+                out.append(UInt8(ascii: "}"))
+            }
+            name(#","time":"#)
+            string(Self.timestamp(time))
+            name(#","type":"#)
+            string(type)
+            name(#","v":"#)
+            out.append(contentsOf: String(Self.schemaVersion).utf8)
+            out.append(UInt8(ascii: "}"))
+        } catch {
+            throw AuditError("\(error)")
+        }
+        return out
     }
 
     /// The event as the datastore keeps it (body and search columns).

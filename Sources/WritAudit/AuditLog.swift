@@ -66,16 +66,22 @@ public actor AuditLog {
 
     /// Records `event`; returns its index in the log once it is committed. Throws when the event
     /// is malformed (``AuditError``) or its batch could not be stored (the store's error).
-    public func record(_ event: AuditEvent) async throws -> UInt64 {
+    public nonisolated func record(_ event: AuditEvent) async throws -> UInt64 {
         try await record([event])[0]
     }
 
     /// Records `events` (the events of one operation, in order); returns their indices once
     /// every one is committed. All are checked before any is queued: a malformed one fails the
     /// call with nothing recorded. They may span batches; a failed batch fails the call.
-    public func record(_ events: [AuditEvent]) async throws -> [UInt64] {
+    public nonisolated func record(_ events: [AuditEvent]) async throws -> [UInt64] {
         guard !events.isEmpty else { return [] }
+        // Canonicalised on the caller's thread, so that many callers do it in parallel rather
+        // than one after another on the log's actor.
         let records = try events.map { event throws(AuditError) in try event.record() }
+        return try await enqueue(records)
+    }
+
+    private func enqueue(_ records: [AuditEventRecord]) async throws -> [UInt64] {
         let waiters = records.map { _ in Waiter() }
         pending.append(contentsOf: zip(records, waiters).map { ($0, $1) })
         if pending.count >= configuration.batchLimit {
@@ -126,7 +132,9 @@ public actor AuditLog {
     private func startFlush() {
         guard !flushing, !pending.isEmpty else { return }
         flushing = true
-        Task { await self.flushLoop() }
+        // Above the callers' own priority: every caller waits for this loop, and a resumed batch
+        // of callers must not queue ahead of the commit of the next batch.
+        Task(priority: .high) { await self.flushLoop() }
     }
 
     private func flushLoop() async {

@@ -92,9 +92,10 @@ public struct AuditLogKeyRecord: Sendable, Hashable {
     }
 }
 
-/// The audit log on SQL: `audit_events` holds the bodies, `audit_subtrees` the hash of every
-/// complete subtree (2n − popcount(n) rows for n events), so appending reads only the right
-/// edge and a proof or a root reads O(log n) rows in one query.
+/// The audit log on SQL: `audit_events` holds the bodies and leaf hashes with the ids of their
+/// type, actor and target (the strings are stored once, in `audit_names`), `audit_subtrees`
+/// the hash of every complete subtree above the leaves (n − popcount(n) rows for n events), so
+/// appending reads only the right edge and a proof or a root reads O(log n) rows in one query.
 extension SQLDatastore {
     /// The most events one append takes (a group-commit batch is at most 1,000).
     public static let maximumAuditBatch = 10_000
@@ -105,11 +106,15 @@ extension SQLDatastore {
             let size = try await auditSize()
             return size..<size
         }
-        return try await write("append audit events") { db in
-            let range = try await self.appendAudit(events, in: db)
+        let (range, names) = try await write("append audit events") { db in
+            var names: [String: Int64] = [:]
+            let range = try await self.appendAudit(events, in: db, learning: &names)
             try self.fault(.beforeCommit)
-            return range
+            return (range, names)
         }
+        // Committed: these ids are in the table for good.
+        auditNames.learn(names)
+        return range
     }
 
     static func checkAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) {
@@ -142,29 +147,77 @@ extension SQLDatastore {
     /// Appends inside the caller's write transaction (so an operation and its event commit
     /// together); the write lock makes the size read here the size at commit.
     func appendAudit(_ events: [AuditEventRecord], in db: any SQLDatabase) async throws -> Range<UInt64> {
+        var names: [String: Int64] = [:]
+        return try await appendAudit(events, in: db, learning: &names)
+    }
+
+    /// ``appendAudit(_:in:)``, adding to `learned` the name ids it read or added that were
+    /// not cached: the caller that commits the transaction may cache them afterwards.
+    func appendAudit(_ events: [AuditEventRecord], in db: any SQLDatabase, learning learned: inout [String: Int64]) async throws -> Range<UInt64> {
         guard !events.isEmpty else { return 0..<0 }
         let size = try await Self.auditSize(db)
         var range = try CompactRange(size: size, lookup: try await Self.subtrees(Set(Subtree.covering(0..<size)), in: db))
-        var eventRows: [[any Encodable & Sendable]] = [], subtreeRows: [[any Encodable & Sendable]] = []
+        var ids = auditNames.ids(for: events)
+        if ids.count < 3 * events.count {
+            var missing = Set<String>()
+            for event in events {
+                if ids[event.type] == nil { missing.insert(event.type) }
+                if ids[event.actor] == nil { missing.insert(event.actor) }
+                if ids[event.target] == nil { missing.insert(event.target) }
+            }
+            if !missing.isEmpty {
+                let found = try await Self.internAuditNames(missing, in: db, backend: backend)
+                ids.merge(found) { old, _ in old }
+                learned.merge(found) { old, _ in old }
+            }
+        }
+        var eventRows: [[SQLRowValue]] = [], subtreeRows: [[SQLRowValue]] = []
+        eventRows.reserveCapacity(events.count)
+        subtreeRows.reserveCapacity(events.count)
         for event in events {
             let index = range.size
-            for (subtree, hash) in range.append(MerkleHash.leaf(event.body)) {
-                subtreeRows.append([Int64(subtree.level), Int64(subtree.index), Data(hash.bytes)])
+            let leaf = MerkleHash.leaf(event.body)
+            // Level 0 is the event's own `leaf_hash`; levels above go to `audit_subtrees`.
+            for (subtree, hash) in range.append(leaf) where subtree.level > 0 {
+                subtreeRows.append([.integer(Int64(subtree.level)), .integer(Int64(subtree.index)), .blob(hash.bytes)])
             }
-            eventRows.append([Int64(index), String(decoding: event.body, as: UTF8.self), event.type, event.actor, event.target, Self.milliseconds(event.time)])
+            eventRows.append([.integer(Int64(index)), .text(String(decoding: event.body, as: UTF8.self)), .integer(ids[event.type]!),
+                              .integer(ids[event.actor]!), .integer(ids[event.target]!), .integer(Self.milliseconds(event.time)), .blob(leaf.bytes)])
         }
-        for chunk in stride(from: 0, to: eventRows.count, by: 500) {
-            let insert = db.insert(into: "audit_events").columns("leaf_index", "body", "event_type", "actor", "target", "at_ms")
-            for row in eventRows[chunk..<min(chunk + 500, eventRows.count)] { insert.values(row) }
-            try await insert.run()
-        }
-        for chunk in stride(from: 0, to: subtreeRows.count, by: 1000) {
-            let insert = db.insert(into: "audit_subtrees").columns("level", "subtree_index", "hash")
-            for row in subtreeRows[chunk..<min(chunk + 1000, subtreeRows.count)] { insert.values(row) }
-            try await insert.run()
-        }
+        try await backend.insert(into: "audit_events", columns: ["leaf_index", "body", "type_id", "actor_id", "target_id", "at_ms", "leaf_hash"],
+                                 rows: eventRows, in: db)
+        try await backend.insert(into: "audit_subtrees", columns: ["level", "subtree_index", "hash"], rows: subtreeRows, in: db)
         try fault(.auditInsert)
         return size..<range.size
+    }
+
+    /// The ids of `names` in `audit_names`, adding those not there yet. Names are never removed
+    /// or renumbered, and appends hold the write lock, so the next id is the largest plus one.
+    static func internAuditNames(_ names: Set<String>, in db: any SQLDatabase, backend: any SQLStoreBackend) async throws -> [String: Int64] {
+        var ids = try await auditNameIDs(names, in: db)
+        let missing = names.filter { ids[$0] == nil }.sorted()
+        guard !missing.isEmpty else { return ids }
+        let last = try await db.raw("SELECT COALESCE(MAX(id), 0) AS n FROM audit_names").first()?.decode(column: "n", as: Int64.self) ?? 0
+        var rows: [[SQLRowValue]] = []
+        for (offset, name) in missing.enumerated() {
+            ids[name] = last + 1 + Int64(offset)
+            rows.append([.integer(last + 1 + Int64(offset)), .text(name)])
+        }
+        try await backend.insert(into: "audit_names", columns: ["id", "name"], rows: rows, in: db)
+        return ids
+    }
+
+    /// The ids of those of `names` that `audit_names` holds.
+    static func auditNameIDs(_ names: Set<String>, in db: any SQLDatabase) async throws -> [String: Int64] {
+        var ids: [String: Int64] = [:]
+        let all = Array(names)
+        for chunk in stride(from: 0, to: all.count, by: 1000) {
+            let part: [any Encodable & Sendable] = Array(all[chunk..<min(chunk + 1000, all.count)])
+            for row in try await db.raw("SELECT id, name FROM audit_names WHERE name IN (\(binds: part))").all() {
+                ids[try row.decode(column: "name", as: String.self)] = try row.decode(column: "id", as: Int64.self)
+            }
+        }
+        return ids
     }
 
     static func auditSize(_ db: any SQLDatabase) async throws -> UInt64 {
@@ -172,16 +225,39 @@ extension SQLDatastore {
         return UInt64(next)
     }
 
+    /// The stored hashes of `wanted` (those stored): leaves from `audit_events.leaf_hash`, the
+    /// levels above from `audit_subtrees`, in one statement per 200 conditions (a run of
+    /// consecutive leaves is one condition), so a proof is one query.
     static func subtrees(_ wanted: Set<Subtree>, in db: any SQLDatabase) async throws -> [Subtree: MerkleHash] {
         guard !wanted.isEmpty else { return [:] }
-        var out: [Subtree: MerkleHash] = [:]
-        let sorted = wanted.sorted()
-        for chunk in stride(from: 0, to: sorted.count, by: 200) {
-            let query = db.select().columns("level", "subtree_index", "hash").from("audit_subtrees")
-            for subtree in sorted[chunk..<min(chunk + 200, sorted.count)] {
-                query.orWhere { $0.where("level", .equal, Int64(subtree.level)).where("subtree_index", .equal, Int64(subtree.index)) }
+        var conditions: [(leaves: ClosedRange<UInt64>?, node: Subtree?)] = []
+        var run: ClosedRange<UInt64>?
+        for subtree in wanted.sorted() {
+            if subtree.level == 0 {
+                if let current = run, current.upperBound + 1 == subtree.index {
+                    run = current.lowerBound...subtree.index
+                } else {
+                    if let current = run { conditions.append((current, nil)) }
+                    run = subtree.index...subtree.index
+                }
+            } else {
+                conditions.append((nil, subtree))
             }
-            for row in try await query.all() {
+        }
+        if let current = run { conditions.append((current, nil)) }
+        var out: [Subtree: MerkleHash] = [:]
+        for chunk in stride(from: 0, to: conditions.count, by: 200) {
+            let part = conditions[chunk..<min(chunk + 200, conditions.count)]
+            let leaves: [SQLQueryString] = part.compactMap(\.leaves).map { "(leaf_index BETWEEN \(bind: Int64($0.lowerBound)) AND \(bind: Int64($0.upperBound)))" }
+            let nodes: [SQLQueryString] = part.compactMap(\.node).map { "(level = \(bind: Int64($0.level)) AND subtree_index = \(bind: Int64($0.index)))" }
+            var selects: [SQLQueryString] = []
+            if !leaves.isEmpty {
+                selects.append("SELECT 0 AS level, leaf_index AS subtree_index, leaf_hash AS hash FROM audit_events WHERE " + leaves.joined(separator: " OR "))
+            }
+            if !nodes.isEmpty {
+                selects.append("SELECT level, subtree_index, hash FROM audit_subtrees WHERE " + nodes.joined(separator: " OR "))
+            }
+            for row in try await db.raw(selects.joined(separator: " UNION ALL ")).all() {
                 let level = try row.decode(column: "level", as: Int64.self), index = try row.decode(column: "subtree_index", as: Int64.self)
                 let subtree = Subtree(level: Int(level), index: UInt64(index))
                 guard let hash = MerkleHash(bytes: Array(try row.decode(column: "hash", as: Data.self))) else {
@@ -200,9 +276,9 @@ extension SQLDatastore {
     public func auditEvents(_ range: Range<UInt64>) async throws(StoreError) -> [AuditEventRecord] {
         guard range.upperBound <= UInt64(Int64.max) else { throw StoreError(.invalidArgument, "audit indices are below 2^63") }
         return try await read("audit events") { db in
-            try await db.raw("""
-                SELECT * FROM audit_events WHERE leaf_index >= \(bind: Int64(range.lowerBound)) AND leaf_index < \(bind: Int64(range.upperBound))
-                ORDER BY leaf_index
+            try await db.raw(Self.selectAuditEvents + """
+                 WHERE e.leaf_index >= \(bind: Int64(range.lowerBound)) AND e.leaf_index < \(bind: Int64(range.upperBound))
+                ORDER BY e.leaf_index
                 """).all().map(Self.decodeAuditEvent)
         }
     }
@@ -214,32 +290,61 @@ extension SQLDatastore {
     public func searchAuditEvents(_ query: AuditQuery) async throws(StoreError) -> [AuditEventRecord] {
         guard query.limit > 0 else { throw StoreError(.invalidArgument, "an audit search needs a positive limit") }
         return try await read("search audit events") { db in
-            let select = db.select().column("*").from("audit_events")
+            var conditions: [SQLQueryString] = []
+            // A name the log has never seen matches nothing; the ids found are looked up by
+            // the index on (id, leaf_index).
             if let type = query.type {
                 if type.hasSuffix("*") {
-                    // A prefix: compare as a range so the type index serves it (no LIKE escaping).
+                    // A prefix: the type names in that range (compared as a range, so the names'
+                    // index serves it and nothing needs LIKE escaping) that some event has as its type.
                     let prefix = String(type.dropLast())
                     if !prefix.isEmpty {
-                        select.where("event_type", .greaterThanOrEqual, prefix).where("event_type", .lessThan, prefix + "\u{10FFFF}")
+                        let ids = try await db.raw("""
+                            SELECT n.id FROM audit_names n WHERE n.name >= \(bind: prefix) AND n.name < \(bind: prefix + "\u{10FFFF}")
+                            AND EXISTS (SELECT 1 FROM audit_events e WHERE e.type_id = n.id)
+                            """).all().map { try $0.decode(column: "id", as: Int64.self) }
+                        guard !ids.isEmpty else { return [] }
+                        conditions.append("e.type_id IN (\(binds: ids))")
                     }
                 } else {
-                    select.where("event_type", .equal, type)
+                    guard let id = try await Self.auditNameIDs([type], in: db)[type] else { return [] }
+                    conditions.append("e.type_id = \(bind: id)")
                 }
             }
-            if let actor = query.actor { select.where("actor", .equal, actor) }
-            if let target = query.target { select.where("target", .equal, target) }
-            if let since = query.since { select.where("at_ms", .greaterThanOrEqual, Self.milliseconds(since)) }
-            if let until = query.until { select.where("at_ms", .lessThan, Self.milliseconds(until)) }
-            if let after = query.afterIndex { select.where("leaf_index", .greaterThan, Int64(after)) }
-            return try await select.orderBy("leaf_index").limit(query.limit).all().map(Self.decodeAuditEvent)
+            for (column, name) in [("actor_id", query.actor), ("target_id", query.target)] {
+                guard let name else { continue }
+                guard let id = try await Self.auditNameIDs([name], in: db)[name] else { return [] }
+                conditions.append("e.\(unsafeRaw: column) = \(bind: id)")
+            }
+            if let since = query.since { conditions.append("e.at_ms >= \(bind: Self.milliseconds(since))") }
+            if let until = query.until { conditions.append("e.at_ms < \(bind: Self.milliseconds(until))") }
+            if let after = query.afterIndex { conditions.append("e.leaf_index > \(bind: Int64(after))") }
+            var sql = Self.selectAuditEvents
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY e.leaf_index LIMIT \(bind: Int64(query.limit))"
+            return try await db.raw(sql).all().map(Self.decodeAuditEvent)
         }
     }
 
+    /// Events with their names; a name missing from `audit_names` reads as NULL, which decoding
+    /// reports as a corrupt store rather than dropping the event.
+    static let selectAuditEvents: SQLQueryString = """
+        SELECT e.leaf_index, e.body, e.at_ms, t.name AS type_name, a.name AS actor_name, g.name AS target_name
+        FROM audit_events e LEFT JOIN audit_names t ON t.id = e.type_id LEFT JOIN audit_names a ON a.id = e.actor_id
+        LEFT JOIN audit_names g ON g.id = e.target_id
+        """
+
     static func decodeAuditEvent(_ row: any SQLRow) throws -> AuditEventRecord {
         let index = try row.decode(column: "leaf_index", as: Int64.self)
+        func name(_ column: String) throws -> String {
+            guard let name = try row.decode(column: column, as: String?.self) else {
+                throw StoreError(.corrupt, "audit event \(index) names a \(column.dropLast(5)) that the audit log's names table does not hold")
+            }
+            return name
+        }
         return AuditEventRecord(index: UInt64(index), body: Array(try row.decode(column: "body", as: String.self).utf8),
-                                type: try row.decode(column: "event_type", as: String.self), actor: try row.decode(column: "actor", as: String.self),
-                                target: try row.decode(column: "target", as: String.self), time: Self.date(try row.decode(column: "at_ms", as: Int64.self)))
+                                type: try name("type_name"), actor: try name("actor_name"), target: try name("target_name"),
+                                time: Self.date(try row.decode(column: "at_ms", as: Int64.self)))
     }
 
     // MARK: checkpoints and keys

@@ -11,6 +11,8 @@ import WritModel
 public final class SQLDatastore: Datastore {
     let backend: any SQLStoreBackend
     let faults: StoreFaults?
+    /// Audit name ids known to be committed (see ``AuditNameCache``).
+    let auditNames = AuditNameCache()
 
     public var backendKind: StoreBackendKind { backend.kind }
 

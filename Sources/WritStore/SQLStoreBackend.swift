@@ -1,3 +1,4 @@
+import Foundation
 import SQLKit
 
 /// A SQL engine under ``SQLDatastore``: it hands out a database handle inside a transaction.
@@ -12,10 +13,44 @@ public protocol SQLStoreBackend: Sendable {
     func write<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
     /// Runs `body` in a read-only transaction that sees one consistent snapshot.
     func read<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T
+    /// Inserts `rows` (each one value per column, in order) into `table` with as few statements
+    /// as the engine allows. Called only inside this backend's ``write(_:)``, with its `db`;
+    /// a failure leaves the transaction to roll back. The default builds the statements with
+    /// SQLKit; a backend may bind the values straight to its driver (SQLite does: appending
+    /// an audit batch spent as long in SQLKit's statement building as in SQLite).
+    func insert(into table: String, columns: [String], rows: [[SQLRowValue]], in db: any SQLDatabase) async throws
     /// Copies the database to a new file at `path`, online and consistent.
     func backup(to path: String) async throws
     /// Closes the connections.
     func close() async
+}
+
+/// One value of a row for ``SQLStoreBackend/insert(into:columns:rows:in:)``.
+public enum SQLRowValue: Sendable, Hashable {
+    case integer(Int64)
+    case text(String)
+    case blob([UInt8])
+}
+
+extension SQLStoreBackend {
+    public func insert(into table: String, columns: [String], rows: [[SQLRowValue]], in db: any SQLDatabase) async throws {
+        guard !columns.isEmpty else { return }
+        // PostgreSQL takes at most 65,535 parameters per statement.
+        let perStatement = max(1, 30_000 / columns.count)
+        for start in stride(from: 0, to: rows.count, by: perStatement) {
+            let insert = db.insert(into: table).columns(columns)
+            for row in rows[start..<min(start + perStatement, rows.count)] {
+                insert.values(row.map { value -> any Encodable & Sendable in
+                    switch value {
+                    case .integer(let number): number
+                    case .text(let text): text
+                    case .blob(let bytes): Data(bytes)
+                    }
+                })
+            }
+            try await insert.run()
+        }
+    }
 }
 
 /// Points inside a write where tests inject failures to prove that nothing of a failed write

@@ -3,13 +3,15 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import NIOCore
 import SQLiteKit
 import SQLiteNIO
 import SQLKit
 import WritStore
 
 /// The SQLite backend: one file, WAL journal, `synchronous=FULL` (a commit is on disk before it
-/// is acknowledged), foreign keys on, one connection whose transactions run one at a time.
+/// is acknowledged), foreign keys on, a 32 MiB page cache, statement journals in memory and
+/// checkpoints every 40 MiB of WAL, one connection whose transactions run one at a time.
 /// Write transactions also take a fair writer lock shared with every other process using the
 /// file (``SQLiteWriterLock``), so two writers on one file take turns rather than one starving.
 public final class SQLiteBackend: SQLStoreBackend {
@@ -53,6 +55,16 @@ public final class SQLiteBackend: SQLStoreBackend {
             }
             try await db.raw("PRAGMA synchronous = FULL").run()
             try await db.raw("PRAGMA foreign_keys = ON").run()
+            // A multi-row INSERT keeps a statement journal (to undo just that statement on a
+            // constraint error): in memory rather than a temporary file. A page cache of
+            // 32 MiB (instead of 2) holds an audit batch's index pages without spilling them
+            // into the WAL before commit. Checkpoints every 10,000 WAL pages (40 MiB) instead
+            // of 1,000: a page that many commits rewrite (an index's hot pages) is copied
+            // back to the database once per checkpoint, and the commit that runs the
+            // checkpoint stalls a tenth as often.
+            try await db.raw("PRAGMA temp_store = MEMORY").run()
+            try await db.raw("PRAGMA cache_size = -32768").run()
+            try await db.raw("PRAGMA wal_autocheckpoint = 10000").run()
             let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
             try await db.raw("PRAGMA busy_timeout = \(unsafeRaw: String(max(0, min(milliseconds, Int64(Int32.max)))))").run()
             if !existed { _ = chmod(path, 0o600) }
@@ -71,6 +83,37 @@ public final class SQLiteBackend: SQLStoreBackend {
             let held = try await writerLock.acquire()
             defer { held.release() }
             return try await connection.sql().runTransaction(begin: "BEGIN IMMEDIATE", body)
+        }
+    }
+
+    /// Binds the values straight to SQLite (no SQLKit statement building or value encoding),
+    /// on the connection whose write transaction is open, in statements of at most 32,766
+    /// parameters (SQLite's limit).
+    public func insert(into table: String, columns: [String], rows: [[SQLRowValue]], in db: any SQLDatabase) async throws {
+        guard !columns.isEmpty, !rows.isEmpty else { return }
+        let perStatement = max(1, 32_766 / columns.count)
+        let head = "INSERT INTO \"\(table)\" (" + columns.map { "\"\($0)\"" }.joined(separator: ", ") + ") VALUES "
+        let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        var statements: [Int: String] = [:]
+        for start in stride(from: 0, to: rows.count, by: perStatement) {
+            let chunk = rows[start..<min(start + perStatement, rows.count)]
+            var binds: [SQLiteData] = []
+            binds.reserveCapacity(chunk.count * columns.count)
+            for row in chunk {
+                guard row.count == columns.count else {
+                    throw StoreError(.invalidArgument, "a row for `\(table)` has \(row.count) values for \(columns.count) columns")
+                }
+                for value in row {
+                    switch value {
+                    case .integer(let number): binds.append(.integer(SQLiteInt64(number)))
+                    case .text(let text): binds.append(.text(text))
+                    case .blob(let bytes): binds.append(.blob(ByteBuffer(bytes: bytes)))
+                    }
+                }
+            }
+            let sql = statements[chunk.count] ?? (head + Array(repeating: tuple, count: chunk.count).joined(separator: ", "))
+            statements[chunk.count] = sql
+            _ = try await connection.query(sql, binds)
         }
     }
 

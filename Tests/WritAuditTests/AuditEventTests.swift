@@ -55,6 +55,29 @@ import WritTestSupport
         #expect(try Self.samples[4].record().target == "entry:e-1")
     }
 
+    /// `canonicalBody()` writes the top level straight out; it is byte for byte the general
+    /// canonical writer over `json()`, with each optional member present or absent, every
+    /// actor kind, and strings that need escaping.
+    @Test func theDirectWriterIsTheCanonicalFormOfTheJSON() throws {
+        for sample in Self.samples { #expect(try sample.canonicalBody() == sample.json().canonicalBytes()) }
+        var rng = SeededRandom(seed: 6)
+        let actors: [AuditActor] = [.spiffe(Self.agent), .unix(uid: 0, gid: nil, pid: nil), .unix(uid: 7, gid: 8, pid: 9),
+                                    .node(attestor: "join_token", id: "é\"\\\n")]
+        for n in 0..<500 {
+            let event = AuditEvent(
+                time: Date(timeIntervalSince1970: Double.random(in: 0...4_000_000_000, using: &rng)), type: ["a", "svid.x509.issue", "z.y"][n % 3],
+                actor: actors.randomElement(using: &rng)!, onBehalfOf: Array(actors.shuffled(using: &rng).prefix(Int.random(in: 0...2, using: &rng))),
+                target: Bool.random(using: &rng) ? AuditTarget(kind: "k\u{1}", id: "id \"\u{1F600}") : nil, action: "act\\ion",
+                outcome: [AuditOutcome.allowed, .denied, .error].randomElement(using: &rng)!, reason: Bool.random(using: &rng) ? "reason\t\u{7F}" : nil,
+                policyIDs: Array(["p1", "p\u{0}", "ü"].prefix(Int.random(in: 0...3, using: &rng))), requestID: Bool.random(using: &rng) ? "r-\(n)" : nil,
+                details: Bool.random(using: &rng)
+                    ? [JSONMember("zeta", .integer(Int64(n))), JSONMember("alpha", .array([.null, .bool(true), .string("x\u{1F}")])),
+                       JSONMember("é", .object([JSONMember("b", .integer(1)), JSONMember("a", .integer(2))]))]
+                    : [])
+            #expect(try event.canonicalBody() == event.json().canonicalBytes(), "event \(n)")
+        }
+    }
+
     @Test func malformedOrSecretBearingEventsAreRefused() {
         func refused(_ change: (inout AuditEvent) -> Void, _ what: String) {
             var event = Self.samples[4]

@@ -69,7 +69,7 @@ import WritTestSupport
             }),
             ("only a stored leaf hash edited", hashOnly, { db in
                 let forged = Data(MerkleHash.leaf(Array("forged".utf8)).bytes)
-                try await db.raw("UPDATE audit_subtrees SET hash = \(bind: forged) WHERE level = 0 AND subtree_index = \(bind: Int64(hashOnly))").run()
+                try await db.raw("UPDATE audit_events SET leaf_hash = \(bind: forged) WHERE leaf_index = \(bind: Int64(hashOnly))").run()
             }),
             ("one event deleted", deleted, { db in
                 try await db.raw("DELETE FROM audit_events WHERE leaf_index = \(bind: Int64(deleted))").run()

@@ -60,7 +60,7 @@ extension StoreConformanceTests {
             ("only a stored leaf hash edited", 123, { store in
                 let forged = Data(MerkleHash.leaf(Array("forged".utf8)).bytes)
                 try await store.write("tamper") { db in
-                    try await db.raw("UPDATE audit_subtrees SET hash = \(bind: forged) WHERE level = 0 AND subtree_index = 123").run()
+                    try await db.raw("UPDATE audit_events SET leaf_hash = \(bind: forged) WHERE leaf_index = 123").run()
                 }
             }),
             ("one event deleted", 200, { store in

@@ -1,5 +1,6 @@
 import Foundation
 import MerkleLog
+import SQLKit
 import Testing
 @testable import WritStore
 import WritStorePostgres
@@ -272,10 +273,87 @@ extension StoreConformanceTests {
             #expect(try await indices(AuditQuery(since: t0.addingTimeInterval(10), until: t0.addingTimeInterval(40))) == [1, 2, 3])
             #expect(try await indices(AuditQuery(type: "svid.*", actor: "spiffe://example.org/writ/agent/a", since: t0.addingTimeInterval(5))) == [1])
             #expect(try await indices(AuditQuery(afterIndex: 1, limit: 2)) == [2, 3])
+            // Names are stored once whatever their role: an agent that is an actor above is the
+            // target here, and a search by one role does not find the other.
+            _ = try await store.appendAuditEvents([
+                Self.auditEvent(5, type: "node.attest", actor: "node:join_token:t1", target: "spiffe://example.org/writ/agent/a", at: t0.addingTimeInterval(50)),
+            ])
+            #expect(try await indices(AuditQuery(actor: "spiffe://example.org/writ/agent/a")) == [0, 1])
+            #expect(try await indices(AuditQuery(target: "spiffe://example.org/writ/agent/a")) == [5])
+            #expect(try await indices(AuditQuery(type: "spiffe://*")) == [], "a type prefix matches types, not actors or targets")
+            #expect(try await indices(AuditQuery(type: "unix:uid:0")) == [])
+            #expect(try await indices(AuditQuery(actor: "spiffe://example.org/writ/agent/unknown")) == [], "a name never seen matches nothing")
+            #expect(try await indices(AuditQuery(type: "svid.*", target: "entry-1")) == [])
             let found = try await store.searchAuditEvents(AuditQuery(type: "entry.create"))
             #expect(found == [AuditEventRecord(index: 2, body: Self.auditEvent(2, type: "entry.create").body, type: "entry.create", actor: "unix:uid:0",
                                                target: "entry-1", time: t0.addingTimeInterval(20))], "the stored event comes back whole")
             await Self.expectError(.invalidArgument, "a zero limit") { _ = try await store.searchAuditEvents(AuditQuery(limit: 0)) }
+        }
+    }
+
+    /// A log written at schema 5 (type, actor and target as strings in every row) is carried
+    /// over whole by the step that moves them to `audit_names`: the same events, the same tree,
+    /// searches that find them, and appends that go on from there.
+    @Test(arguments: StoreBackendKind.allCases)
+    func anAuditLogFromSchemaFiveIsCarriedOverWhole(_ kind: StoreBackendKind) async throws {
+        try await F.withBackend(kind) { backend in
+            let events = (0..<300).map { n in
+                Self.auditEvent(n, type: ["svid.x509.issue", "entry.create", "node.attest"][n % 3],
+                                actor: n % 3 == 2 ? "node:join_token:\(n)" : "spiffe://example.org/writ/agent/\(n % 7)",
+                                target: n % 5 == 0 ? "" : "spiffe://example.org/workload/\(n % 11)", at: F.now.addingTimeInterval(Double(n)))
+            }
+            var tree = CompactRange()
+            try await backend.write { db in
+                try await db.raw("CREATE TABLE writ_schema (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)").run()
+                for migration in Migration.all where migration.version <= 5 {
+                    for statement in migration.statements(for: kind) { try await db.raw(SQLQueryString(statement)).run() }
+                }
+                try await db.raw("INSERT INTO writ_schema (id, version) VALUES (1, 5)").run()
+                // Rows as schema 5's appends wrote them.
+                for (index, event) in events.enumerated() {
+                    try await db.raw("""
+                        INSERT INTO audit_events (leaf_index, body, event_type, actor, target, at_ms)
+                        VALUES (\(bind: Int64(index)), \(bind: String(decoding: event.body, as: UTF8.self)), \(bind: event.type), \(bind: event.actor),
+                            \(bind: event.target), \(bind: SQLDatastore.milliseconds(event.time)))
+                        """).run()
+                    for (subtree, hash) in tree.append(MerkleHash.leaf(event.body)) {
+                        try await db.raw("""
+                            INSERT INTO audit_subtrees (level, subtree_index, hash)
+                            VALUES (\(bind: Int64(subtree.level)), \(bind: Int64(subtree.index)), \(bind: Data(hash.bytes)))
+                            """).run()
+                    }
+                }
+            }
+            let store = try await SQLDatastore(backend: backend)
+            #expect(try await store.schemaVersion() == Migration.latestVersion)
+            let migrated = try await store.auditEvents(0..<300)
+            #expect(migrated == events.enumerated().map { index, event in var event = event; event.index = UInt64(index); return event })
+            #expect(try await Self.recomputed(store).root == tree.root)
+            #expect(try MerkleProofs.root(size: 300, try await store.auditSubtrees(MerkleProofs.rootPlan(size: 300).subtrees)) == tree.root)
+            #expect(try await store.searchAuditEvents(AuditQuery(actor: "spiffe://example.org/writ/agent/3", limit: 5000)).compactMap(\.index)
+                    == (0..<300).filter { $0 % 3 != 2 && $0 % 7 == 3 }.map(UInt64.init))
+            #expect(try await store.searchAuditEvents(AuditQuery(type: "node.*", limit: 5000)).count == 100)
+            // Appends go on with old names and new ones.
+            let more = [Self.auditEvent(300, type: "entry.create", actor: "spiffe://example.org/writ/agent/1", target: "spiffe://example.org/workload/4"),
+                        Self.auditEvent(301, type: "agent.ban", actor: "unix:uid:0", target: "spiffe://example.org/writ/agent/9")]
+            #expect(try await store.appendAuditEvents(more) == 300..<302)
+            for event in more { tree.append(MerkleHash.leaf(event.body)) }
+            #expect(try await store.auditEvents(300..<302).map(\.target) == more.map(\.target))
+            #expect(try await store.searchAuditEvents(AuditQuery(type: "agent.ban")).compactMap(\.index) == [301])
+            #expect(try await Self.recomputed(store).root == tree.root)
+            #expect(try MerkleProofs.root(size: 302, try await store.auditSubtrees(MerkleProofs.rootPlan(size: 302).subtrees)) == tree.root)
+        }
+    }
+
+    /// An event whose name row is gone reads as a corrupt store, naming the event, instead of
+    /// vanishing from the log.
+    @Test(arguments: StoreBackendKind.allCases)
+    func anEventWhoseNameIsGoneIsReportedCorrupt(_ kind: StoreBackendKind) async throws {
+        try await F.withStore(kind) { store in
+            _ = try await store.appendAuditEvents([Self.auditEvent(0, actor: "unix:uid:0"), Self.auditEvent(1, actor: "unix:uid:1000")])
+            try await store.write("tamper") { db in try await db.raw("DELETE FROM audit_names WHERE name = 'unix:uid:1000'").run() }
+            await Self.expectError(.corrupt, "read an event without its actor's name") { _ = try await store.auditEvents(0..<2) }
+            #expect(try await store.auditEvents(0..<1).map(\.actor) == ["unix:uid:0"])
         }
     }
 
