@@ -8,7 +8,8 @@ import WritStore
 /// batches, at most once per interval, and every one is stored.
 ///
 /// A batch closes when it holds `batchLimit` events or `batchWindow` after its first event,
-/// whichever comes first; while a batch commits, the next one gathers. An event whose batch
+/// whichever comes first; while a batch commits, the next one gathers, and a full one is
+/// prepared to commit right after it. An event whose batch
 /// fails to commit fails, and nothing of that batch is stored.
 public actor AuditLog {
     public struct Configuration: Sendable {
@@ -46,7 +47,12 @@ public actor AuditLog {
     public private(set) var statistics = Statistics()
 
     private var pending: [(record: AuditEventRecord, waiter: Waiter)] = []
-    private var flushing = false
+    /// Batches committing now (at most two).
+    private var inFlight = 0
+    /// The batch started last: the next one appends only after it, so indices follow the
+    /// order events were recorded in.
+    private var lastCommit: Task<Void, Never>?
+    private var flushing: Bool { inFlight > 0 }
     private var windowOpen = false
     private var signing = false
     private var checkpointDue = false
@@ -130,33 +136,52 @@ public actor AuditLog {
     }
 
     private func startFlush() {
-        guard !flushing, !pending.isEmpty else { return }
-        flushing = true
-        // Above the callers' own priority: every caller waits for this loop, and a resumed batch
-        // of callers must not queue ahead of the commit of the next batch.
-        Task(priority: .high) { await self.flushLoop() }
+        launchBatches()
     }
 
-    private func flushLoop() async {
-        while !pending.isEmpty {
+    /// Starts batches: whatever is pending when none is committing; while one commits, a
+    /// second only once it is full. The second's leaves are hashed and rows built (the store
+    /// does that before taking its write lock) while the first's transaction runs, so the
+    /// database is rarely idle; it then waits for the lock and takes the indices after. Each
+    /// batch is a transaction of its own. The commits run above the callers' priority: every
+    /// caller waits for them, and a resumed batch of callers must not queue ahead of them.
+    private func launchBatches() {
+        while !pending.isEmpty && (inFlight == 0 || (inFlight < 2 && pending.count >= configuration.batchLimit)) {
             let batch = Array(pending.prefix(configuration.batchLimit))
             pending.removeFirst(batch.count)
-            do {
-                let range = try await store.appendAuditEvents(batch.map(\.record))
-                for (offset, item) in batch.enumerated() { item.waiter.resolve(.success(range.lowerBound + UInt64(offset))) }
-                checkpointDue = signer != nil
-                statistics.batches += 1
-                statistics.events += batch.count
-                statistics.largestBatch = max(statistics.largestBatch, batch.count)
-            } catch {
-                statistics.failedBatches += 1
-                logger.error("audit events could not be stored; their operations fail", metadata: ["events": "\(batch.count)", "error": "\(error)"])
-                for item in batch { item.waiter.resolve(.failure(error)) }
-            }
+            inFlight += 1
+            let previous = lastCommit
+            lastCommit = Task(priority: .high) { await self.commit(batch, after: previous) }
         }
-        flushing = false
-        scheduleCheckpoint()
-        wakeIfIdle()
+    }
+
+    /// Prepares `batch` off the actor, then appends it once `previous` is done.
+    private func commit(_ batch: [(record: AuditEventRecord, waiter: Waiter)], after previous: Task<Void, Never>?) async {
+        do {
+            let prepared = try await Self.prepare(batch.map(\.record), in: store)
+            await previous?.value
+            let range = try await store.appendAuditEvents(prepared)
+            for (offset, item) in batch.enumerated() { item.waiter.resolve(.success(range.lowerBound + UInt64(offset))) }
+            checkpointDue = signer != nil
+            statistics.batches += 1
+            statistics.events += batch.count
+            statistics.largestBatch = max(statistics.largestBatch, batch.count)
+        } catch {
+            statistics.failedBatches += 1
+            logger.error("audit events could not be stored; their operations fail", metadata: ["events": "\(batch.count)", "error": "\(error)"])
+            for item in batch { item.waiter.resolve(.failure(error)) }
+        }
+        inFlight -= 1
+        launchBatches()
+        if !flushing {
+            scheduleCheckpoint()
+            wakeIfIdle()
+        }
+    }
+
+    @concurrent
+    private static func prepare(_ records: [AuditEventRecord], in store: any Datastore) async throws(StoreError) -> PreparedAuditEvents {
+        try store.prepareAuditEvents(records)
     }
 
     private func scheduleCheckpoint() {

@@ -203,6 +203,12 @@ struct MeasuredDatastore: Datastore {
     func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64> {
         try await measure("append_audit_events") { () async throws(StoreError) in try await inner.appendAuditEvents(events) }
     }
+    func prepareAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditEvents {
+        try inner.prepareAuditEvents(events)
+    }
+    func appendAuditEvents(_ prepared: PreparedAuditEvents) async throws(StoreError) -> Range<UInt64> {
+        try await measure("append_audit_events") { () async throws(StoreError) in try await inner.appendAuditEvents(prepared) }
+    }
     func auditSize() async throws(StoreError) -> UInt64 { try await measure("audit_size") { () async throws(StoreError) in try await inner.auditSize() } }
     func auditEvents(_ range: Range<UInt64>) async throws(StoreError) -> [AuditEventRecord] {
         try await measure("audit_events") { () async throws(StoreError) in try await inner.auditEvents(range) }

@@ -102,6 +102,13 @@ public protocol Datastore: Sendable {
     /// lock (so servers sharing a database leave no gap and no duplicate), with the hash of every
     /// subtree they complete; returns the indices given. All or nothing.
     func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64>
+    /// `events` checked and made ready to append: the part of an append that needs no lock
+    /// (leaf hashes, rows), done ahead so that it can overlap another append's transaction.
+    /// Refuses what ``appendAuditEvents(_:)-([AuditEventRecord])`` refuses.
+    func prepareAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditEvents
+    /// Appends prepared events exactly as ``appendAuditEvents(_:)-([AuditEventRecord])``
+    /// appends the events they were prepared from.
+    func appendAuditEvents(_ prepared: PreparedAuditEvents) async throws(StoreError) -> Range<UInt64>
     /// The number of events in the log.
     func auditSize() async throws(StoreError) -> UInt64
     /// The events with indices in `range` (clamped to the log), in order.
@@ -251,7 +258,31 @@ public struct JoinTokenRecord: Sendable, Hashable {
     }
 }
 
+/// Audit events made ready to append by a store's ``Datastore/prepareAuditEvents(_:)``; what
+/// the store precomputed is its own (another store appends them from the events).
+public struct PreparedAuditEvents: Sendable {
+    /// The events, in order.
+    public let events: [AuditEventRecord]
+    /// The preparing store's work, if any.
+    public let work: (any Sendable)?
+
+    public init(events: [AuditEventRecord], work: (any Sendable)? = nil) {
+        self.events = events
+        self.work = work
+    }
+}
+
 extension Datastore {
+    /// No work ahead: the events as they are.
+    public func prepareAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditEvents {
+        PreparedAuditEvents(events: events)
+    }
+
+    /// Appends the events themselves.
+    public func appendAuditEvents(_ prepared: PreparedAuditEvents) async throws(StoreError) -> Range<UInt64> {
+        try await appendAuditEvents(prepared.events)
+    }
+
     /// ``createEntry(_:at:audit:)`` with no audit event.
     public func createEntry(_ entry: RegistrationEntry, at time: Date) async throws(StoreError) -> RegistrationEntry {
         try await createEntry(entry, at: time, audit: [])

@@ -101,14 +101,29 @@ extension SQLDatastore {
     public static let maximumAuditBatch = 10_000
 
     public func appendAuditEvents(_ events: [AuditEventRecord]) async throws(StoreError) -> Range<UInt64> {
+        try await appendAuditEvents(try prepareAuditEvents(events))
+    }
+
+    /// Checks the events, hashes their leaves and builds their rows (with the name ids this
+    /// store has cached).
+    public func prepareAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditEvents {
         try Self.checkAuditEvents(events)
-        if events.isEmpty {
+        return PreparedAuditEvents(events: events, work: prepareAudit(events))
+    }
+
+    public func appendAuditEvents(_ prepared: PreparedAuditEvents) async throws(StoreError) -> Range<UInt64> {
+        // Work another store prepared (its cached name ids are its database's) or work paired
+        // with other events is not used: start again from the events.
+        guard var batch = prepared.work as? PreparedAuditBatch, batch.store == ObjectIdentifier(self), batch.events == prepared.events else {
+            return try await appendAuditEvents(try prepareAuditEvents(prepared.events))
+        }
+        if batch.events.isEmpty {
             let size = try await auditSize()
             return size..<size
         }
         let (range, names) = try await write("append audit events") { db in
             var names: [String: Int64] = [:]
-            let range = try await self.appendAudit(events, in: db, learning: &names)
+            let range = try await self.appendAudit(&batch, in: db, learning: &names)
             try self.fault(.beforeCommit)
             return (range, names)
         }
@@ -147,45 +162,70 @@ extension SQLDatastore {
     /// Appends inside the caller's write transaction (so an operation and its event commit
     /// together); the write lock makes the size read here the size at commit.
     func appendAudit(_ events: [AuditEventRecord], in db: any SQLDatabase) async throws -> Range<UInt64> {
+        var prepared = prepareAudit(events)
         var names: [String: Int64] = [:]
-        return try await appendAudit(events, in: db, learning: &names)
+        return try await appendAudit(&prepared, in: db, learning: &names)
     }
 
-    /// ``appendAudit(_:in:)``, adding to `learned` the name ids it read or added that were
-    /// not cached: the caller that commits the transaction may cache them afterwards.
-    func appendAudit(_ events: [AuditEventRecord], in db: any SQLDatabase, learning learned: inout [String: Int64]) async throws -> Range<UInt64> {
-        guard !events.isEmpty else { return 0..<0 }
+    /// An append's work that needs no lock: each event's leaf hash and row (its index still to
+    /// be filled in), with the name ids the cache knows.
+    struct PreparedAuditBatch: Sendable {
+        /// The store that prepared it.
+        let store: ObjectIdentifier
+        var events: [AuditEventRecord]
+        var leaves: [MerkleHash]
+        /// `leaf_index` (0 until appended), body, type, actor and target ids (0 when not
+        /// cached), `at_ms`, `leaf_hash`.
+        var rows: [[SQLRowValue]]
+        /// Names the cache does not know.
+        var missing: Set<String>
+    }
+
+    func prepareAudit(_ events: [AuditEventRecord]) -> PreparedAuditBatch {
+        let ids = auditNames.ids(for: events)
+        var prepared = PreparedAuditBatch(store: ObjectIdentifier(self), events: events, leaves: [], rows: [], missing: [])
+        prepared.leaves.reserveCapacity(events.count)
+        prepared.rows.reserveCapacity(events.count)
+        func id(_ name: String) -> SQLRowValue {
+            if let id = ids[name] { return .integer(id) }
+            prepared.missing.insert(name)
+            return .integer(0)
+        }
+        for event in events {
+            let leaf = MerkleHash.leaf(event.body)
+            prepared.leaves.append(leaf)
+            prepared.rows.append([.integer(0), .text(String(decoding: event.body, as: UTF8.self)), id(event.type), id(event.actor), id(event.target),
+                                  .integer(Self.milliseconds(event.time)), .blob(leaf.bytes)])
+        }
+        return prepared
+    }
+
+    /// Appends a prepared batch inside the caller's write transaction, adding to `learned` the
+    /// name ids it read or added: the caller that commits the transaction may cache them.
+    func appendAudit(_ prepared: inout PreparedAuditBatch, in db: any SQLDatabase, learning learned: inout [String: Int64]) async throws -> Range<UInt64> {
+        guard !prepared.events.isEmpty else { return 0..<0 }
         let size = try await Self.auditSize(db)
         var range = try CompactRange(size: size, lookup: try await Self.subtrees(Set(Subtree.covering(0..<size)), in: db))
-        var ids = auditNames.ids(for: events)
-        if ids.count < 3 * events.count {
-            var missing = Set<String>()
-            for event in events {
-                if ids[event.type] == nil { missing.insert(event.type) }
-                if ids[event.actor] == nil { missing.insert(event.actor) }
-                if ids[event.target] == nil { missing.insert(event.target) }
-            }
-            if !missing.isEmpty {
-                let found = try await Self.internAuditNames(missing, in: db, backend: backend)
-                ids.merge(found) { old, _ in old }
-                learned.merge(found) { old, _ in old }
+        if !prepared.missing.isEmpty {
+            let found = try await Self.internAuditNames(prepared.missing, in: db, backend: backend)
+            learned.merge(found) { old, _ in old }
+            for (offset, event) in prepared.events.enumerated() {
+                for (column, name) in [(2, event.type), (3, event.actor), (4, event.target)] {
+                    if let id = found[name] { prepared.rows[offset][column] = .integer(id) }
+                }
             }
         }
-        var eventRows: [[SQLRowValue]] = [], subtreeRows: [[SQLRowValue]] = []
-        eventRows.reserveCapacity(events.count)
-        subtreeRows.reserveCapacity(events.count)
-        for event in events {
-            let index = range.size
-            let leaf = MerkleHash.leaf(event.body)
+        var subtreeRows: [[SQLRowValue]] = []
+        subtreeRows.reserveCapacity(prepared.events.count)
+        for offset in prepared.rows.indices {
+            prepared.rows[offset][0] = .integer(Int64(range.size))
             // Level 0 is the event's own `leaf_hash`; levels above go to `audit_subtrees`.
-            for (subtree, hash) in range.append(leaf) where subtree.level > 0 {
+            for (subtree, hash) in range.append(prepared.leaves[offset]) where subtree.level > 0 {
                 subtreeRows.append([.integer(Int64(subtree.level)), .integer(Int64(subtree.index)), .blob(hash.bytes)])
             }
-            eventRows.append([.integer(Int64(index)), .text(String(decoding: event.body, as: UTF8.self)), .integer(ids[event.type]!),
-                              .integer(ids[event.actor]!), .integer(ids[event.target]!), .integer(Self.milliseconds(event.time)), .blob(leaf.bytes)])
         }
         try await backend.insert(into: "audit_events", columns: ["leaf_index", "body", "type_id", "actor_id", "target_id", "at_ms", "leaf_hash"],
-                                 rows: eventRows, in: db)
+                                 rows: prepared.rows, in: db)
         try await backend.insert(into: "audit_subtrees", columns: ["level", "subtree_index", "hash"], rows: subtreeRows, in: db)
         try fault(.auditInsert)
         return size..<range.size

@@ -70,6 +70,40 @@ import WritTestSupport
         }
     }
 
+    /// With a small batch limit, many callers keep two batches in flight (the next one
+    /// prepared while the first commits); a caller's several events, spread over batches, still
+    /// get increasing indices, and the log holds every event exactly once in that order.
+    @Test func overlappingBatchesKeepEachCallersEventsInOrder() async throws {
+        try await Self.withLog(batchLimit: 50) { log, store, _ in
+            let callers = 40, perCall = 7, rounds = 10
+            let results = try await withThrowingTaskGroup(of: [(Int, UInt64)].self) { group in
+                for caller in 0..<callers {
+                    group.addTask {
+                        var out: [(Int, UInt64)] = []
+                        for round in 0..<rounds {
+                            let first = (caller * rounds + round) * perCall
+                            let events = (first..<(first + perCall)).map(Self.event)
+                            let indices = try await log.record(events)
+                            #expect(indices == indices.sorted() && Set(indices).count == perCall, "one call's events keep their order")
+                            out += zip(first..<(first + perCall), indices).map { ($0, $1) }
+                        }
+                        return out
+                    }
+                }
+                return try await group.reduce(into: [(Int, UInt64)]()) { $0 += $1 }
+            }
+            let total = callers * perCall * rounds
+            #expect(Set(results.map(\.1)) == Set(0..<UInt64(total)), "every event one index, no gaps")
+            let stored = try await store.auditEvents(0..<UInt64(total))
+            for (n, index) in results where stored[Int(index)].body != (try Self.event(n).canonicalBody()) {
+                Issue.record("event \(n) is not at its index \(index)")
+                break
+            }
+            let statistics = await log.statistics
+            #expect(statistics.events == total && statistics.largestBatch <= 50 && statistics.failedBatches == 0)
+        }
+    }
+
     @Test func aFailedBatchFailsEveryCallerInItAndStoresNothing() async throws {
         let armed = TestSwitch()
         try await Self.withLog(faults: StoreFaults { (point: StoreFaultPoint) throws(StoreError) in
