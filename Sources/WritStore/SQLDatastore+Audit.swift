@@ -378,7 +378,8 @@ extension SQLDatastore {
         let index = try row.decode(column: "leaf_index", as: Int64.self)
         func name(_ column: String) throws -> String {
             guard let name = try row.decode(column: column, as: String?.self) else {
-                throw StoreError(.corrupt, "audit event \(index) names a \(column.dropLast(5)) that the audit log's names table does not hold")
+                let role = column == "actor_name" ? "an actor" : column == "type_name" ? "a type" : "a target"
+                throw StoreError(.corrupt, "audit event \(index) names \(role) that the audit log's names table does not hold")
             }
             return name
         }
