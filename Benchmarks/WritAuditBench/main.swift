@@ -292,7 +292,7 @@ func sqlitePeer(_ options: Options, events: [AuditEvent]) async throws -> Double
           let rate = object["per_second"] as? Double else {
         throw BenchError("sqlite_peer.py failed: \(String(decoding: output, as: UTF8.self))")
     }
-    progress("SQLite's own limit (same rows, same tables and indexes, C API, no hash rows): \(Int(rate)) rows/s")
+    progress("SQLite's own limit (same rows: names, events with leaf hashes; same tables, indexes and settings; C API; no hashes above the leaves): \(Int(rate)) rows/s")
     return rate
 }
 
