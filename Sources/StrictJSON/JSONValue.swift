@@ -97,6 +97,8 @@ public indirect enum JSONValue: Sendable, Hashable {
         }
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     /// A JSON string: `"`, `\` and control characters escaped (the short forms where JSON has
     /// them, else `\u00xx` in lowercase hex), everything else as its UTF-8 bytes.
     static func writeString(_ s: String, into out: inout [UInt8]) {
@@ -118,8 +120,7 @@ public indirect enum JSONValue: Sendable, Hashable {
                 case 0x08: out.append(UInt8(ascii: "b"))
                 case 0x0C: out.append(UInt8(ascii: "f"))
                 default:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+                    out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]])
                 }
             }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))

@@ -9,8 +9,8 @@ import WritStore
 ///
 /// A batch closes when it holds `batchLimit` events or `batchWindow` after its first event,
 /// whichever comes first; while a batch commits, the next one gathers, and a full one is
-/// prepared to commit right after it. An event whose batch
-/// fails to commit fails, and nothing of that batch is stored.
+/// prepared to commit right after it. An event whose batch fails to commit fails, and nothing
+/// of that batch is stored.
 public actor AuditLog {
     public struct Configuration: Sendable {
         /// The checkpoint origin, `<trust-domain>/writ/audit`.
@@ -91,7 +91,7 @@ public actor AuditLog {
         let waiters = records.map { _ in Waiter() }
         pending.append(contentsOf: zip(records, waiters).map { ($0, $1) })
         if pending.count >= configuration.batchLimit {
-            startFlush()
+            launchBatches()
         } else if !windowOpen && !flushing {
             windowOpen = true
             let window = configuration.batchWindow
@@ -109,7 +109,7 @@ public actor AuditLog {
     /// Waits until every event recorded so far is committed (or failed) and the checkpoint
     /// due after it is signed.
     public func flush() async {
-        startFlush()
+        launchBatches()
         while flushing || signing || !pending.isEmpty || checkpointDue {
             await withCheckedContinuation { idle.append($0) }
         }
@@ -132,10 +132,6 @@ public actor AuditLog {
 
     private func windowClosed() {
         windowOpen = false
-        startFlush()
-    }
-
-    private func startFlush() {
         launchBatches()
     }
 

@@ -259,14 +259,20 @@ public struct JoinTokenRecord: Sendable, Hashable {
 }
 
 /// Audit events made ready to append by a store's ``Datastore/prepareAuditEvents(_:)``; what
-/// the store precomputed is its own (another store appends them from the events).
+/// the store precomputed is its own (another store appends them from the events). Only this
+/// module pairs events with work, so the two always belong together.
 public struct PreparedAuditEvents: Sendable {
     /// The events, in order.
     public let events: [AuditEventRecord]
     /// The preparing store's work, if any.
-    public let work: (any Sendable)?
+    let work: (any Sendable)?
 
-    public init(events: [AuditEventRecord], work: (any Sendable)? = nil) {
+    /// Events with no work ahead.
+    public init(events: [AuditEventRecord]) {
+        self.init(events: events, work: nil)
+    }
+
+    init(events: [AuditEventRecord], work: (any Sendable)?) {
         self.events = events
         self.work = work
     }

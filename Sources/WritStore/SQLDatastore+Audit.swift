@@ -112,9 +112,9 @@ extension SQLDatastore {
     }
 
     public func appendAuditEvents(_ prepared: PreparedAuditEvents) async throws(StoreError) -> Range<UInt64> {
-        // Work another store prepared (its cached name ids are its database's) or work paired
-        // with other events is not used: start again from the events.
-        guard var batch = prepared.work as? PreparedAuditBatch, batch.store == ObjectIdentifier(self), batch.events == prepared.events else {
+        // Work another store prepared (its cached name ids are its database's) is not used:
+        // start again from the events.
+        guard var batch = prepared.work as? PreparedAuditBatch, batch.store == ObjectIdentifier(self) else {
             return try await appendAuditEvents(try prepareAuditEvents(prepared.events))
         }
         if batch.events.isEmpty {

@@ -94,7 +94,6 @@ public final class SQLiteBackend: SQLStoreBackend {
         let perStatement = max(1, 32_766 / columns.count)
         let head = "INSERT INTO \"\(table)\" (" + columns.map { "\"\($0)\"" }.joined(separator: ", ") + ") VALUES "
         let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-        var statements: [Int: String] = [:]
         for start in stride(from: 0, to: rows.count, by: perStatement) {
             let chunk = rows[start..<min(start + perStatement, rows.count)]
             var binds: [SQLiteData] = []
@@ -111,9 +110,7 @@ public final class SQLiteBackend: SQLStoreBackend {
                     }
                 }
             }
-            let sql = statements[chunk.count] ?? (head + Array(repeating: tuple, count: chunk.count).joined(separator: ", "))
-            statements[chunk.count] = sql
-            _ = try await connection.query(sql, binds)
+            _ = try await connection.query(head + Array(repeating: tuple, count: chunk.count).joined(separator: ", "), binds)
         }
     }
 
