@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MerkleLog
+import Synchronization
 import WritStore
 
 /// The server's audit log: events are appended in group commits and each caller is answered
@@ -44,16 +45,12 @@ public actor AuditLog {
         public init() {}
     }
 
-    public private(set) var statistics = Statistics()
+    /// What the log has done since it started.
+    public var statistics: Statistics { queue.withLock { $0.statistics } }
 
-    private var pending: [(record: AuditEventRecord, waiter: Waiter)] = []
-    /// Batches committing now (at most two).
-    private var inFlight = 0
-    /// The batch started last: the next one appends only after it, so indices follow the
-    /// order events were recorded in.
-    private var lastCommit: Task<Void, Never>?
-    private var flushing: Bool { inFlight > 0 }
-    private var windowOpen = false
+    /// The group commit: callers queue their events here under a lock, without a hop onto the
+    /// actor, and the call that fills a batch (or the window's end, or a commit's end) starts it.
+    private let queue = Mutex(Queue())
     private var signing = false
     private var checkpointDue = false
     private var lastSigned: ContinuousClock.Instant?
@@ -84,33 +81,46 @@ public actor AuditLog {
         // Canonicalised on the caller's thread, so that many callers do it in parallel rather
         // than one after another on the log's actor.
         let records = try events.map { event throws(AuditError) in try event.record() }
-        return try await enqueue(records)
-    }
-
-    private func enqueue(_ records: [AuditEventRecord]) async throws -> [UInt64] {
-        let waiters = records.map { _ in Waiter() }
-        pending.append(contentsOf: zip(records, waiters).map { ($0, $1) })
-        if pending.count >= configuration.batchLimit {
-            launchBatches()
-        } else if !windowOpen && !flushing {
-            windowOpen = true
-            let window = configuration.batchWindow
-            Task { [weak self] in
-                try? await Task.sleep(for: window)
-                await self?.windowClosed()
+        return try await withCheckedThrowingContinuation { continuation in
+            let call = PendingCall(count: records.count, continuation: continuation)
+            let openWindow = queue.withLock { queue in
+                queue.records.append(contentsOf: records)
+                queue.owners.append(contentsOf: (0..<records.count).map { PendingEvent(call: call, offset: $0) })
+                if queue.records.count >= configuration.batchLimit {
+                    launchBatches(&queue)
+                } else if !queue.windowOpen && queue.inFlight == 0 {
+                    queue.windowOpen = true
+                    return true
+                }
+                return false
+            }
+            if openWindow {
+                let window = configuration.batchWindow
+                Task { [weak self] in
+                    try? await Task.sleep(for: window)
+                    self?.windowClosed()
+                }
             }
         }
-        var indices: [UInt64] = []
-        indices.reserveCapacity(waiters.count)
-        for waiter in waiters { indices.append(try await waiter.value()) }
-        return indices
     }
 
     /// Waits until every event recorded so far is committed (or failed) and the checkpoint
     /// due after it is signed.
     public func flush() async {
-        launchBatches()
-        while flushing || signing || !pending.isEmpty || checkpointDue {
+        // Each batch's end starts what waits behind it; the one that leaves nothing queued or
+        // committing resumes this.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let drained = queue.withLock { queue in
+                launchBatches(&queue)
+                guard queue.records.isEmpty && queue.inFlight == 0 else {
+                    queue.drained.append(continuation)
+                    return false
+                }
+                return true
+            }
+            if drained { continuation.resume() }
+        }
+        while signing || checkpointDue {
             await withCheckedContinuation { idle.append($0) }
         }
     }
@@ -130,54 +140,78 @@ public actor AuditLog {
         scheduleCheckpoint()
     }
 
-    private func windowClosed() {
-        windowOpen = false
-        launchBatches()
+    private nonisolated func windowClosed() {
+        queue.withLock { queue in
+            queue.windowOpen = false
+            launchBatches(&queue)
+        }
     }
 
-    /// Starts batches: whatever is pending when none is committing; while one commits, a
-    /// second only once it is full. The second's leaves are hashed and rows built (the store
-    /// does that before taking its write lock) while the first's transaction runs, so the
-    /// database is rarely idle; it then waits for the lock and takes the indices after. Each
+    /// Starts batches: whatever is queued when none is committing; while one commits, a second
+    /// only once it is full. The second's leaves are hashed and rows built (the store does that
+    /// before taking its write lock) while the first's transaction runs, so the database is
+    /// rarely idle; it then waits for the first to finish and takes the indices after it. Each
     /// batch is a transaction of its own. The commits run above the callers' priority: every
     /// caller waits for them, and a resumed batch of callers must not queue ahead of them.
-    private func launchBatches() {
-        while !pending.isEmpty && (inFlight == 0 || (inFlight < 2 && pending.count >= configuration.batchLimit)) {
-            let batch = Array(pending.prefix(configuration.batchLimit))
-            pending.removeFirst(batch.count)
-            inFlight += 1
-            let previous = lastCommit
-            lastCommit = Task(priority: .high) { await self.commit(batch, after: previous) }
+    private nonisolated func launchBatches(_ queue: inout Queue) {
+        while !queue.records.isEmpty && (queue.inFlight == 0 || (queue.inFlight < 2 && queue.records.count >= configuration.batchLimit)) {
+            let count = min(configuration.batchLimit, queue.records.count)
+            let batch = Batch(records: Array(queue.records.prefix(count)), owners: Array(queue.owners.prefix(count)))
+            queue.records.removeFirst(count)
+            queue.owners.removeFirst(count)
+            queue.inFlight += 1
+            let previous = queue.lastCommit
+            queue.lastCommit = Task(priority: .high) { await self.commit(batch, after: previous) }
         }
     }
 
-    /// Prepares `batch` off the actor, then appends it once `previous` is done.
-    private func commit(_ batch: [(record: AuditEventRecord, waiter: Waiter)], after previous: Task<Void, Never>?) async {
+    /// Prepares `batch` (off the actor, on this task's thread) and appends it once `previous`
+    /// is done. Its callers are answered in a task of their own: the next batch appends as soon
+    /// as this one is stored, not after a thousand callers are resumed.
+    private nonisolated func commit(_ batch: Batch, after previous: Task<Void, Never>?) async {
+        let outcome: Result<Range<UInt64>, any Error>
         do {
-            let prepared = try await Self.prepare(batch.map(\.record), in: store)
+            let prepared = try store.prepareAuditEvents(batch.records)
             await previous?.value
-            let range = try await store.appendAuditEvents(prepared)
-            for (offset, item) in batch.enumerated() { item.waiter.resolve(.success(range.lowerBound + UInt64(offset))) }
-            checkpointDue = signer != nil
-            statistics.batches += 1
-            statistics.events += batch.count
-            statistics.largestBatch = max(statistics.largestBatch, batch.count)
+            outcome = .success(try await store.appendAuditEvents(prepared))
         } catch {
-            statistics.failedBatches += 1
-            logger.error("audit events could not be stored; their operations fail", metadata: ["events": "\(batch.count)", "error": "\(error)"])
-            for item in batch { item.waiter.resolve(.failure(error)) }
+            outcome = .failure(error)
         }
-        inFlight -= 1
-        launchBatches()
-        if !flushing {
-            scheduleCheckpoint()
-            wakeIfIdle()
-        }
+        Task(priority: .high) { await self.answer(batch, outcome) }
     }
 
-    @concurrent
-    private static func prepare(_ records: [AuditEventRecord], in store: any Datastore) async throws(StoreError) -> PreparedAuditEvents {
-        try store.prepareAuditEvents(records)
+    /// Starts what waits behind a batch, then answers its callers (and flushes waiting for
+    /// the queue to drain).
+    private nonisolated func answer(_ batch: Batch, _ outcome: Result<Range<UInt64>, any Error>) async {
+        let drained = queue.withLock { queue -> [CheckedContinuation<Void, Never>] in
+            queue.inFlight -= 1
+            if case .success = outcome {
+                queue.statistics.batches += 1
+                queue.statistics.events += batch.records.count
+                queue.statistics.largestBatch = max(queue.statistics.largestBatch, batch.records.count)
+            } else {
+                queue.statistics.failedBatches += 1
+            }
+            launchBatches(&queue)
+            guard queue.records.isEmpty && queue.inFlight == 0 else { return [] }
+            defer { queue.drained.removeAll() }
+            return queue.drained
+        }
+        switch outcome {
+        case .success(let range):
+            for (offset, owner) in batch.owners.enumerated() { owner.call.resolve(owner.offset, index: range.lowerBound + UInt64(offset)) }
+            await batchCommitted()
+        case .failure(let error):
+            logger.error("audit events could not be stored; their operations fail", metadata: ["events": "\(batch.records.count)", "error": "\(error)"])
+            for owner in batch.owners { owner.call.fail(error) }
+        }
+        for continuation in drained { continuation.resume() }
+    }
+
+    private func batchCommitted() {
+        guard signer != nil else { return }
+        checkpointDue = true
+        scheduleCheckpoint()
     }
 
     private func scheduleCheckpoint() {
@@ -210,47 +244,81 @@ public actor AuditLog {
         let stored = try await store.addAuditCheckpoint(AuditCheckpointRecord(size: size, note: note, keyName: signer.name, keyID: signer.keyID, signedAt: now()))
         signedSize = size
         lastSigned = ContinuousClock.now
-        statistics.checkpoints += 1
+        queue.withLock { $0.statistics.checkpoints += 1 }
         logger.debug("audit checkpoint signed", metadata: ["size": "\(size)", "root": "\(root.base64)"])
         return stored
     }
 
     private func wakeIfIdle() {
-        guard !flushing, !signing, pending.isEmpty, !checkpointDue else { return }
+        guard !signing, !checkpointDue else { return }
         let waiting = idle
         idle.removeAll()
         for continuation in waiting { continuation.resume() }
     }
 }
 
-/// One caller waiting for its event's batch: resolved once, awaited once, in either order.
-final class Waiter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<UInt64, any Error>?
-    private var continuation: CheckedContinuation<UInt64, any Error>?
+/// The group commit's state.
+private struct Queue {
+    /// Events recorded and not yet in a batch, in order, with whose each is.
+    var records: [AuditEventRecord] = []
+    var owners: [PendingEvent] = []
+    /// Batches committing now (at most two).
+    var inFlight = 0
+    var windowOpen = false
+    /// The batch started last: the next one appends only after it, so indices follow the
+    /// order events were recorded in.
+    var lastCommit: Task<Void, Never>?
+    /// `flush` calls waiting for nothing to be queued or committing.
+    var drained: [CheckedContinuation<Void, Never>] = []
+    var statistics = AuditLog.Statistics()
+}
 
-    func resolve(_ outcome: Result<UInt64, any Error>) {
-        lock.lock()
-        if let continuation {
-            self.continuation = nil
-            lock.unlock()
-            continuation.resume(with: outcome)
-        } else {
-            result = outcome
-            lock.unlock()
-        }
+/// A batch's events and the calls waiting for them.
+private struct Batch: Sendable {
+    let records: [AuditEventRecord]
+    let owners: [PendingEvent]
+}
+
+/// One queued event: the call it belongs to, and its place in that call.
+private struct PendingEvent: Sendable {
+    let call: PendingCall
+    let offset: Int
+}
+
+/// One `record` call waiting for the indices of its events, which may be committed in more
+/// than one batch: answered once, when the last is committed or the first batch fails.
+private final class PendingCall: Sendable {
+    private struct State {
+        var indices: [UInt64]
+        var remaining: Int
+        var continuation: CheckedContinuation<[UInt64], any Error>?
     }
 
-    func value() async throws -> UInt64 {
-        try await withCheckedThrowingContinuation { continuation in
-            lock.lock()
-            if let result {
-                lock.unlock()
-                continuation.resume(with: result)
-            } else {
-                self.continuation = continuation
-                lock.unlock()
-            }
+    private let state: Mutex<State>
+
+    init(count: Int, continuation: CheckedContinuation<[UInt64], any Error>) {
+        state = Mutex(State(indices: Array(repeating: 0, count: count), remaining: count, continuation: continuation))
+    }
+
+    /// The event at `offset` in the call was committed at `index`.
+    func resolve(_ offset: Int, index: UInt64) {
+        let done = state.withLock { state -> (CheckedContinuation<[UInt64], any Error>, [UInt64])? in
+            guard let continuation = state.continuation else { return nil }
+            state.indices[offset] = index
+            state.remaining -= 1
+            guard state.remaining == 0 else { return nil }
+            state.continuation = nil
+            return (continuation, state.indices)
         }
+        if let (continuation, indices) = done { continuation.resume(returning: indices) }
+    }
+
+    /// A batch holding one of the call's events failed.
+    func fail(_ error: any Error) {
+        let continuation = state.withLock { state in
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(throwing: error)
     }
 }

@@ -107,8 +107,11 @@ extension SQLDatastore {
     /// Checks the events, hashes their leaves and builds their rows (with the name ids this
     /// store has cached).
     public func prepareAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditEvents {
-        try Self.checkAuditEvents(events)
-        return PreparedAuditEvents(events: events, work: prepareAudit(events))
+        guard events.count <= Self.maximumAuditBatch else {
+            throw StoreError(.invalidArgument, "at most \(Self.maximumAuditBatch) audit events per append, given \(events.count)")
+        }
+        // prepareAudit checks each event as it builds its row.
+        return PreparedAuditEvents(events: events, work: try prepareAudit(events))
     }
 
     public func appendAuditEvents(_ prepared: PreparedAuditEvents) async throws(StoreError) -> Range<UInt64> {
@@ -134,7 +137,7 @@ extension SQLDatastore {
 
     static func checkAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) {
         guard events.count <= maximumAuditBatch else { throw StoreError(.invalidArgument, "at most \(maximumAuditBatch) audit events per append, given \(events.count)") }
-        try checkAuditEventBodies(events)
+        for event in events { _ = try checkAuditEvent(event) }
     }
 
     /// The events a removal's ``AuditEventsForRemoved`` built for `ids`, checked (one removal
@@ -145,24 +148,24 @@ extension SQLDatastore {
         do { events = try audit(ids) } catch {
             throw StoreError(.invalidArgument, "the audit events of the removal could not be built", cause: error)
         }
-        try checkAuditEventBodies(events)
+        for event in events { _ = try checkAuditEvent(event) }
         return events
     }
 
-    private static func checkAuditEventBodies(_ events: [AuditEventRecord]) throws(StoreError) {
-        for event in events {
-            guard !event.body.isEmpty else { throw StoreError(.invalidArgument, "an audit event needs a body") }
-            guard String(validating: event.body, as: UTF8.self) != nil, !event.body.contains(0) else {
-                throw StoreError(.invalidArgument, "an audit event body is UTF-8 JSON without NUL bytes")
-            }
-            guard !event.type.isEmpty, !event.actor.isEmpty else { throw StoreError(.invalidArgument, "an audit event needs a type and an actor") }
+    /// Checks one event; returns its body as text (what its row stores).
+    private static func checkAuditEvent(_ event: AuditEventRecord) throws(StoreError) -> String {
+        guard !event.body.isEmpty else { throw StoreError(.invalidArgument, "an audit event needs a body") }
+        guard let text = String(validating: event.body, as: UTF8.self), !event.body.contains(0) else {
+            throw StoreError(.invalidArgument, "an audit event body is UTF-8 JSON without NUL bytes")
         }
+        guard !event.type.isEmpty, !event.actor.isEmpty else { throw StoreError(.invalidArgument, "an audit event needs a type and an actor") }
+        return text
     }
 
     /// Appends inside the caller's write transaction (so an operation and its event commit
     /// together); the write lock makes the size read here the size at commit.
     func appendAudit(_ events: [AuditEventRecord], in db: any SQLDatabase) async throws -> Range<UInt64> {
-        var prepared = prepareAudit(events)
+        var prepared = try prepareAudit(events)
         var names: [String: Int64] = [:]
         return try await appendAudit(&prepared, in: db, learning: &names)
     }
@@ -181,7 +184,8 @@ extension SQLDatastore {
         var missing: Set<String>
     }
 
-    func prepareAudit(_ events: [AuditEventRecord]) -> PreparedAuditBatch {
+    /// Checks each event (``checkAuditEvent``) as it builds its row.
+    func prepareAudit(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditBatch {
         let ids = auditNames.ids(for: events)
         var prepared = PreparedAuditBatch(store: ObjectIdentifier(self), events: events, leaves: [], rows: [], missing: [])
         prepared.leaves.reserveCapacity(events.count)
@@ -194,7 +198,7 @@ extension SQLDatastore {
         for event in events {
             let leaf = MerkleHash.leaf(event.body)
             prepared.leaves.append(leaf)
-            prepared.rows.append([.integer(0), .text(String(decoding: event.body, as: UTF8.self)), id(event.type), id(event.actor), id(event.target),
+            prepared.rows.append([.integer(0), .text(try Self.checkAuditEvent(event)), id(event.type), id(event.actor), id(event.target),
                                   .integer(Self.milliseconds(event.time)), .blob(leaf.bytes)])
         }
         return prepared

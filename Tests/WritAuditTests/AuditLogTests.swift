@@ -128,6 +128,42 @@ import WritTestSupport
         }
     }
 
+    /// A log that is never idle still signs a checkpoint each interval: 200 callers keep small
+    /// batches committing back to back until two checkpoints are stored (or 20 s pass), and
+    /// both must come while they still record, not only once they stop.
+    @Test func checkpointsAreSignedWhileBatchesKeepCommitting() async throws {
+        try await Self.withLog(batchLimit: 50, interval: .milliseconds(200)) { log, store, _ in
+            let stop = TestSwitch()
+            let started = ContinuousClock.now
+            let seen = try await withThrowingTaskGroup(of: Int.self) { group in
+                for caller in 0..<200 {
+                    group.addTask {
+                        var n = caller
+                        while !stop.isOn {
+                            _ = try await log.record(Self.event(n))
+                            n += 200
+                        }
+                        return 0
+                    }
+                }
+                // Watches the checkpoints while the callers record, then stops them.
+                group.addTask {
+                    defer { stop.isOn = true }
+                    while ContinuousClock.now - started < .seconds(20) {
+                        let count = try await store.auditCheckpoints(limit: 10).count
+                        if count >= 2 { return count }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    return 0
+                }
+                return try await group.reduce(0, +)
+            }
+            let statistics = await log.statistics
+            print("AuditLogTests: \(seen) checkpoints stored during the load, after \(ContinuousClock.now - started); \(statistics.events) events in \(statistics.batches) batches")
+            #expect(seen >= 2, "checkpoints are signed while batches keep committing")
+        }
+    }
+
     @Test func checkpointsAreSignedAtMostOncePerIntervalAndStayConsistent() async throws {
         try await Self.withLog(interval: .milliseconds(300)) { log, store, signer in
             let started = ContinuousClock.now
