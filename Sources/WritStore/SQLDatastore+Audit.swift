@@ -124,11 +124,28 @@ extension SQLDatastore {
             let size = try await auditSize()
             return size..<size
         }
-        let (range, names) = try await write("append audit events") { db in
-            var names: [String: Int64] = [:]
-            let range = try await self.appendAudit(&batch, in: db, learning: &names)
-            try self.fault(.beforeCommit)
-            return (range, names)
+        // In one piece where the backend can (SQLite: one job on its thread, statements kept
+        // prepared), else statement by statement.
+        let work = batch
+        let done = try await run("write", "append audit events") {
+            try await backend.writeSynchronously { transaction in
+                var batch = work
+                var names: [String: Int64] = [:]
+                let range = try self.appendAudit(&batch, in: transaction, learning: &names)
+                try self.fault(.beforeCommit)
+                return (range, names)
+            }
+        }
+        let (range, names): (Range<UInt64>, [String: Int64])
+        if let done {
+            (range, names) = done
+        } else {
+            (range, names) = try await write("append audit events") { db in
+                var names: [String: Int64] = [:]
+                let range = try await self.appendAudit(&batch, in: db, learning: &names)
+                try self.fault(.beforeCommit)
+                return (range, names)
+            }
         }
         // Committed: these ids are in the table for good.
         auditNames.learn(names)
@@ -211,44 +228,97 @@ extension SQLDatastore {
         let size = try await Self.auditSize(db)
         var range = try CompactRange(size: size, lookup: try await Self.subtrees(Set(Subtree.covering(0..<size)), in: db))
         if !prepared.missing.isEmpty {
-            let found = try await Self.internAuditNames(prepared.missing, in: db, backend: backend)
-            learned.merge(found) { old, _ in old }
-            for (offset, event) in prepared.events.enumerated() {
-                for (column, name) in [(2, event.type), (3, event.actor), (4, event.target)] {
-                    if let id = found[name] { prepared.rows[offset][column] = .integer(id) }
-                }
+            var found = try await Self.auditNameIDs(prepared.missing, in: db)
+            let new = prepared.missing.filter { found[$0] == nil }.sorted()
+            if !new.isEmpty {
+                let last = try await db.raw("SELECT COALESCE(MAX(id), 0) AS n FROM audit_names").first()?.decode(column: "n", as: Int64.self) ?? 0
+                let (ids, rows) = Self.numberAuditNames(new, after: last)
+                try await backend.insert(into: "audit_names", columns: ["id", "name"], rows: rows, in: db)
+                found.merge(ids) { old, _ in old }
             }
+            Self.useAuditNameIDs(found, in: &prepared, learning: &learned)
         }
-        var subtreeRows: [[SQLRowValue]] = []
-        subtreeRows.reserveCapacity(prepared.events.count)
-        for offset in prepared.rows.indices {
-            prepared.rows[offset][0] = .integer(Int64(range.size))
-            // Level 0 is the event's own `leaf_hash`; levels above go to `audit_subtrees`.
-            for (subtree, hash) in range.append(prepared.leaves[offset]) where subtree.level > 0 {
-                subtreeRows.append([.integer(Int64(subtree.level)), .integer(Int64(subtree.index)), .blob(hash.bytes)])
-            }
-        }
-        try await backend.insert(into: "audit_events", columns: ["leaf_index", "body", "type_id", "actor_id", "target_id", "at_ms", "leaf_hash"],
-                                 rows: prepared.rows, in: db)
-        try await backend.insert(into: "audit_subtrees", columns: ["level", "subtree_index", "hash"], rows: subtreeRows, in: db)
+        let subtreeRows = Self.placeAuditRows(&prepared, on: &range)
+        try await backend.insert(into: "audit_events", columns: Self.auditEventColumns, rows: prepared.rows, in: db)
+        try await backend.insert(into: "audit_subtrees", columns: Self.auditSubtreeColumns, rows: subtreeRows, in: db)
         try fault(.auditInsert)
         return size..<range.size
     }
 
-    /// The ids of `names` in `audit_names`, adding those not there yet. Names are never removed
-    /// or renumbered, and appends hold the write lock, so the next id is the largest plus one.
-    static func internAuditNames(_ names: Set<String>, in db: any SQLDatabase, backend: any SQLStoreBackend) async throws -> [String: Int64] {
-        var ids = try await auditNameIDs(names, in: db)
-        let missing = names.filter { ids[$0] == nil }.sorted()
-        guard !missing.isEmpty else { return ids }
-        let last = try await db.raw("SELECT COALESCE(MAX(id), 0) AS n FROM audit_names").first()?.decode(column: "n", as: Int64.self) ?? 0
+    /// The same append through a backend's synchronous transaction: the same reads and rows,
+    /// each read a lookup by key (a stored subtree, a name) with a statement kept prepared.
+    func appendAudit(_ prepared: inout PreparedAuditBatch, in transaction: any SQLSyncTransaction,
+                     learning learned: inout [String: Int64]) throws -> Range<UInt64> {
+        guard !prepared.events.isEmpty else { return 0..<0 }
+        let size = UInt64(try transaction.integer("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM audit_events", []) ?? 0)
+        var stored: [Subtree: MerkleHash] = [:]
+        for subtree in Subtree.covering(0..<size) {
+            let bytes = subtree.level == 0
+                ? try transaction.blob("SELECT leaf_hash FROM audit_events WHERE leaf_index = ?", [.integer(Int64(subtree.index))])
+                : try transaction.blob("SELECT hash FROM audit_subtrees WHERE level = ? AND subtree_index = ?",
+                                       [.integer(Int64(subtree.level)), .integer(Int64(subtree.index))])
+            guard let bytes else { continue }
+            guard let hash = MerkleHash(bytes: bytes) else { throw StoreError(.corrupt, "the stored hash of audit subtree \(subtree) is not 32 bytes") }
+            stored[subtree] = hash
+        }
+        var range = try CompactRange(size: size, lookup: stored)
+        if !prepared.missing.isEmpty {
+            var found: [String: Int64] = [:]
+            for name in prepared.missing {
+                if let id = try transaction.integer("SELECT id FROM audit_names WHERE name = ?", [.text(name)]) { found[name] = id }
+            }
+            let new = prepared.missing.filter { found[$0] == nil }.sorted()
+            if !new.isEmpty {
+                let (ids, rows) = Self.numberAuditNames(new, after: try transaction.integer("SELECT COALESCE(MAX(id), 0) FROM audit_names", []) ?? 0)
+                try transaction.insert(into: "audit_names", columns: ["id", "name"], rows: rows)
+                found.merge(ids) { old, _ in old }
+            }
+            Self.useAuditNameIDs(found, in: &prepared, learning: &learned)
+        }
+        let subtreeRows = Self.placeAuditRows(&prepared, on: &range)
+        try transaction.insert(into: "audit_events", columns: Self.auditEventColumns, rows: prepared.rows)
+        try transaction.insert(into: "audit_subtrees", columns: Self.auditSubtreeColumns, rows: subtreeRows)
+        try fault(.auditInsert)
+        return size..<range.size
+    }
+
+    static let auditEventColumns = ["leaf_index", "body", "type_id", "actor_id", "target_id", "at_ms", "leaf_hash"]
+    static let auditSubtreeColumns = ["level", "subtree_index", "hash"]
+
+    /// Ids for names `audit_names` does not hold, after its largest id `last` (names are never
+    /// removed or renumbered, and appends hold the write lock), with their rows.
+    static func numberAuditNames(_ names: [String], after last: Int64) -> (ids: [String: Int64], rows: [[SQLRowValue]]) {
+        var ids: [String: Int64] = [:]
         var rows: [[SQLRowValue]] = []
-        for (offset, name) in missing.enumerated() {
+        for (offset, name) in names.enumerated() {
             ids[name] = last + 1 + Int64(offset)
             rows.append([.integer(last + 1 + Int64(offset)), .text(name)])
         }
-        try await backend.insert(into: "audit_names", columns: ["id", "name"], rows: rows, in: db)
-        return ids
+        return (ids, rows)
+    }
+
+    /// Puts the ids of names the cache did not know into the batch's rows, and into `learned`.
+    static func useAuditNameIDs(_ found: [String: Int64], in prepared: inout PreparedAuditBatch, learning learned: inout [String: Int64]) {
+        learned.merge(found) { old, _ in old }
+        for (offset, event) in prepared.events.enumerated() {
+            for (column, name) in [(2, event.type), (3, event.actor), (4, event.target)] {
+                if let id = found[name] { prepared.rows[offset][column] = .integer(id) }
+            }
+        }
+    }
+
+    /// Gives each row its leaf index, appending its leaf to `range`; returns the rows of the
+    /// subtrees above the leaves that the batch completes (a leaf's own hash is in its row).
+    static func placeAuditRows(_ prepared: inout PreparedAuditBatch, on range: inout CompactRange) -> [[SQLRowValue]] {
+        var subtreeRows: [[SQLRowValue]] = []
+        subtreeRows.reserveCapacity(prepared.events.count)
+        for offset in prepared.rows.indices {
+            prepared.rows[offset][0] = .integer(Int64(range.size))
+            for (subtree, hash) in range.append(prepared.leaves[offset]) where subtree.level > 0 {
+                subtreeRows.append([.integer(Int64(subtree.level)), .integer(Int64(subtree.index)), .blob(hash.bytes)])
+            }
+        }
+        return subtreeRows
     }
 
     /// The ids of those of `names` that `audit_names` holds.

@@ -19,10 +19,29 @@ public protocol SQLStoreBackend: Sendable {
     /// SQLKit; a backend may bind the values straight to its driver (SQLite does: appending
     /// an audit batch spent as long in SQLKit's statement building as in SQLite).
     func insert(into table: String, columns: [String], rows: [[SQLRowValue]], in db: any SQLDatabase) async throws
+    /// Runs `body` as one write transaction, in one piece on a thread of the backend's that may
+    /// block (no round trip per statement; each statement prepared once per connection), and
+    /// commits it when `body` returns; rolls back when it throws. Write transactions still never
+    /// run concurrently with ``write(_:)``'s. Nil when the backend has no such path: the caller
+    /// then uses ``write(_:)``. The default has none; SQLite has one, for audit batches.
+    func writeSynchronously<T: Sendable>(_ body: @escaping @Sendable (any SQLSyncTransaction) throws -> T) async throws -> T?
     /// Copies the database to a new file at `path`, online and consistent.
     func backup(to path: String) async throws
     /// Closes the connections.
     func close() async
+}
+
+/// A write transaction driven synchronously through the engine's own interface (for
+/// ``SQLStoreBackend/writeSynchronously(_:)``): statements use `?` placeholders and are prepared
+/// once per connection, so `sql` should be one of a few fixed texts.
+public protocol SQLSyncTransaction {
+    /// The first column of the first row `sql` returns as an integer; nil without a row or for
+    /// NULL.
+    func integer(_ sql: String, _ binds: [SQLRowValue]) throws -> Int64?
+    /// The first column of the first row `sql` returns as bytes; nil without a row or for NULL.
+    func blob(_ sql: String, _ binds: [SQLRowValue]) throws -> [UInt8]?
+    /// Inserts `rows` (each one value per column, in order) into `table`.
+    func insert(into table: String, columns: [String], rows: [[SQLRowValue]]) throws
 }
 
 /// One value of a row for ``SQLStoreBackend/insert(into:columns:rows:in:)``.
@@ -33,6 +52,10 @@ public enum SQLRowValue: Sendable, Hashable {
 }
 
 extension SQLStoreBackend {
+    public func writeSynchronously<T: Sendable>(_ body: @escaping @Sendable (any SQLSyncTransaction) throws -> T) async throws -> T? {
+        nil
+    }
+
     public func insert(into table: String, columns: [String], rows: [[SQLRowValue]], in db: any SQLDatabase) async throws {
         guard !columns.isEmpty else { return }
         // PostgreSQL takes at most 65,535 parameters per statement.

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import SQLiteKit
 import SQLiteNIO
 import SQLKit
@@ -11,7 +12,8 @@ import WritStore
 
 /// The SQLite backend: one file, WAL journal, `synchronous=FULL` (a commit is on disk before it
 /// is acknowledged), foreign keys on, a 32 MiB page cache, statement journals in memory and
-/// checkpoints every 40 MiB of WAL, one connection whose transactions run one at a time.
+/// checkpoints every 40 MiB of WAL, one connection whose transactions run one at a time, and a
+/// second one for transactions that run in one piece (``writeSynchronously(_:)``).
 /// Write transactions also take a fair writer lock shared with every other process using the
 /// file (``SQLiteWriterLock``), so two writers on one file take turns rather than one starving.
 public final class SQLiteBackend: SQLStoreBackend {
@@ -21,11 +23,14 @@ public final class SQLiteBackend: SQLStoreBackend {
     private let connection: SQLiteConnection
     private let writerLock: SQLiteWriterLock
     private let mutex = AsyncMutex()
+    private let synchronous: SQLiteSyncConnection
+    private let synchronousMutex = AsyncMutex()
 
-    private init(path: String, connection: SQLiteConnection, writerLock: SQLiteWriterLock) {
+    private init(path: String, connection: SQLiteConnection, writerLock: SQLiteWriterLock, synchronous: SQLiteSyncConnection) {
         self.path = path
         self.connection = connection
         self.writerLock = writerLock
+        self.synchronous = synchronous
     }
 
     /// Opens (creating if needed, mode 0600) the database file at `path`, with its writer lock
@@ -46,7 +51,7 @@ public final class SQLiteBackend: SQLStoreBackend {
         } catch {
             throw StoreError(.unavailable, "cannot open the SQLite datastore `\(path)`", cause: error)
         }
-        let backend = SQLiteBackend(path: path, connection: connection, writerLock: writerLock)
+        let milliseconds = max(0, min(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000, Int64(Int32.max)))
         do {
             let db = connection.sql()
             let mode = try await db.raw("PRAGMA journal_mode = WAL").first()?.decode(column: "journal_mode", as: String.self)
@@ -65,17 +70,21 @@ public final class SQLiteBackend: SQLStoreBackend {
             try await db.raw("PRAGMA temp_store = MEMORY").run()
             try await db.raw("PRAGMA cache_size = -32768").run()
             try await db.raw("PRAGMA wal_autocheckpoint = 10000").run()
-            let milliseconds = busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
-            try await db.raw("PRAGMA busy_timeout = \(unsafeRaw: String(max(0, min(milliseconds, Int64(Int32.max)))))").run()
+            try await db.raw("PRAGMA busy_timeout = \(unsafeRaw: String(milliseconds))").run()
             if !existed { _ = chmod(path, 0o600) }
-        } catch let error as StoreError {
-            await backend.close()
-            throw error
         } catch {
-            await backend.close()
+            try? await connection.close()
+            if let error = error as? StoreError { throw error }
             throw StoreError(.unavailable, "the file `\(path)` is not an SQLite database or cannot be configured", cause: error)
         }
-        return backend
+        let synchronous: SQLiteSyncConnection
+        do {
+            synchronous = try SQLiteSyncConnection(path: path, busyTimeoutMilliseconds: milliseconds)
+        } catch {
+            try? await connection.close()
+            throw StoreError(.unavailable, "cannot open a second connection to the SQLite datastore `\(path)`", cause: error)
+        }
+        return SQLiteBackend(path: path, connection: connection, writerLock: writerLock, synchronous: synchronous)
     }
 
     public func write<T: Sendable>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
@@ -83,6 +92,16 @@ public final class SQLiteBackend: SQLStoreBackend {
             let held = try await writerLock.acquire()
             defer { held.release() }
             return try await connection.sql().runTransaction(begin: "BEGIN IMMEDIATE", body)
+        }
+    }
+
+    /// Runs `body` as one job on SQLiteNIO's thread pool, on the second connection, between
+    /// `BEGIN IMMEDIATE` and `COMMIT`, holding the writer lock that ``write(_:)`` takes too.
+    public func writeSynchronously<T: Sendable>(_ body: @escaping @Sendable (any SQLSyncTransaction) throws -> T) async throws -> T? {
+        try await synchronousMutex.withLock {
+            let held = try await writerLock.acquire()
+            defer { held.release() }
+            return try await NIOThreadPool.singleton.runIfActive { [synchronous] in try synchronous.transaction(body) }
         }
     }
 
@@ -147,6 +166,7 @@ public final class SQLiteBackend: SQLStoreBackend {
     }
 
     public func close() async {
+        try? await synchronousMutex.withLock { synchronous.close() }
         try? await connection.close()
     }
 }

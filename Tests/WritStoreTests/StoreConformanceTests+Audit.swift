@@ -104,6 +104,46 @@ extension StoreConformanceTests {
         }
     }
 
+    /// Batch appends (on SQLite, whole transactions on the store's second connection) and
+    /// writes that carry their events in their own transaction (entry creation, on the first)
+    /// run at once on one store: each event one index, no gaps, new names shared, and the tree
+    /// is the tree of the bodies.
+    @Test(arguments: StoreBackendKind.allCases)
+    func batchAppendsAndWritesCarryingEventsInterleave(_ kind: StoreBackendKind) async throws {
+        try await F.withStore(kind) { store in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        for batch in 0..<20 {
+                            // Each batch names a new target and one the entries also use.
+                            let events = (0..<(5 + batch % 7)).map {
+                                Self.auditEvent(writer * 100_000 + batch * 100 + $0, type: "svid.x509.issue", actor: "spiffe://example.org/agent-\(writer)",
+                                                target: $0 == 0 ? "shared:\(batch)" : "batch:\(writer):\(batch)")
+                            }
+                            _ = try await store.appendAuditEvents(events)
+                        }
+                    }
+                    group.addTask {
+                        for n in 0..<20 {
+                            let entry = F.entry("/interleave/\(writer)/\(n)")
+                            _ = try await store.createEntry(entry, at: F.now, audit: [Self.auditEvent(1_000_000 + writer * 100 + n, target: "shared:\(n)")])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let expected = 4 * (0..<20).reduce(0) { $0 + 5 + $1 % 7 } + 4 * 20
+            let size = try await store.auditSize()
+            #expect(size == UInt64(expected))
+            let events = try await store.auditEvents(0..<size)
+            #expect(Set(events.map(\.body)).count == expected, "every event stored once")
+            let shared = events.filter { $0.target.hasPrefix("shared:") }.count
+            #expect(shared == 160, "a name both paths use reads back from both")
+            let tree = try await Self.recomputed(store)
+            #expect(try MerkleProofs.root(size: size, try await store.auditSubtrees(MerkleProofs.rootPlan(size: size).subtrees)) == tree.root)
+        }
+    }
+
     static func withTwoStores(_ kind: StoreBackendKind, _ body: (SQLDatastore, SQLDatastore) async throws -> Void) async throws {
         switch kind {
         case .sqlite:
