@@ -10,8 +10,10 @@ import WritStore
 ///
 /// A batch closes when it holds `batchLimit` events or `batchWindow` after its first event,
 /// whichever comes first; while a batch commits, the next one gathers, and a full one is
-/// prepared to commit right after it. An event whose batch fails to commit fails, and nothing
-/// of that batch is stored.
+/// prepared to commit right after it. A batch never splits one `record` call's events: it ends
+/// before a call that would not fit, and a call of more than `batchLimit` events is a batch of
+/// its own (split only past the store's largest append, 10,000). An event whose batch fails to
+/// commit fails, and nothing of that batch is stored.
 public actor AuditLog {
     public struct Configuration: Sendable {
         /// The checkpoint origin, `<trust-domain>/writ/audit`.
@@ -53,7 +55,9 @@ public actor AuditLog {
     private let queue = Mutex(Queue())
     private var signing = false
     private var checkpointDue = false
-    private var lastSigned: ContinuousClock.Instant?
+    /// When a checkpoint was last signed or tried: the next waits an interval from then, so a
+    /// failing store is not retried after every batch.
+    private var lastAttempt: ContinuousClock.Instant?
     private var signedSize: UInt64?
     private var idle: [CheckedContinuation<Void, Never>] = []
 
@@ -112,7 +116,7 @@ public actor AuditLog {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let drained = queue.withLock { queue in
                 launchBatches(&queue)
-                guard queue.records.isEmpty && queue.inFlight == 0 else {
+                guard queue.isDrained else {
                     queue.drained.append(continuation)
                     return false
                 }
@@ -155,7 +159,18 @@ public actor AuditLog {
     /// caller waits for them, and a resumed batch of callers must not queue ahead of them.
     private nonisolated func launchBatches(_ queue: inout Queue) {
         while !queue.records.isEmpty && (queue.inFlight == 0 || (queue.inFlight < 2 && queue.records.count >= configuration.batchLimit)) {
-            let count = min(configuration.batchLimit, queue.records.count)
+            var count = min(configuration.batchLimit, queue.records.count)
+            if count < queue.owners.count, queue.owners[count].offset > 0 {
+                // The limit falls inside a call (a call's events are queued together): end the
+                // batch before it, or, when it opens the batch, take all of it.
+                let start = count - queue.owners[count].offset
+                if start > 0 {
+                    count = start
+                } else {
+                    let most = max(configuration.batchLimit, SQLDatastore.maximumAuditBatch)
+                    while count < queue.owners.count, count < most, queue.owners[count].offset > 0 { count += 1 }
+                }
+            }
             let batch = Batch(records: Array(queue.records.prefix(count)), owners: Array(queue.owners.prefix(count)))
             queue.records.removeFirst(count)
             queue.owners.removeFirst(count)
@@ -169,21 +184,24 @@ public actor AuditLog {
     /// is done. Its callers are answered in a task of their own: the next batch appends as soon
     /// as this one is stored, not after a thousand callers are resumed.
     private nonisolated func commit(_ batch: Batch, after previous: Task<Void, Never>?) async {
+        let prepared = Result { () throws(StoreError) in try store.prepareAuditEvents(batch.records) }
+        // Also when preparing failed: the batch after this one waits for this task, and must
+        // not overtake the one before.
+        await previous?.value
         let outcome: Result<Range<UInt64>, any Error>
         do {
-            let prepared = try store.prepareAuditEvents(batch.records)
-            await previous?.value
-            outcome = .success(try await store.appendAuditEvents(prepared))
+            outcome = .success(try await store.appendAuditEvents(try prepared.get()))
         } catch {
             outcome = .failure(error)
         }
+        queue.withLock { $0.answering += 1 }
         Task(priority: .high) { await self.answer(batch, outcome) }
     }
 
-    /// Starts what waits behind a batch, then answers its callers (and flushes waiting for
-    /// the queue to drain).
+    /// Starts what waits behind a batch, then answers its callers and notes the checkpoint due;
+    /// `flush` calls waiting for the queue to drain hear back only after that.
     private nonisolated func answer(_ batch: Batch, _ outcome: Result<Range<UInt64>, any Error>) async {
-        let drained = queue.withLock { queue -> [CheckedContinuation<Void, Never>] in
+        queue.withLock { queue in
             queue.inFlight -= 1
             if case .success = outcome {
                 queue.statistics.batches += 1
@@ -193,9 +211,6 @@ public actor AuditLog {
                 queue.statistics.failedBatches += 1
             }
             launchBatches(&queue)
-            guard queue.records.isEmpty && queue.inFlight == 0 else { return [] }
-            defer { queue.drained.removeAll() }
-            return queue.drained
         }
         switch outcome {
         case .success(let range):
@@ -204,6 +219,12 @@ public actor AuditLog {
         case .failure(let error):
             logger.error("audit events could not be stored; their operations fail", metadata: ["events": "\(batch.records.count)", "error": "\(error)"])
             for owner in batch.owners { owner.call.fail(error) }
+        }
+        let drained = queue.withLock { queue -> [CheckedContinuation<Void, Never>] in
+            queue.answering -= 1
+            guard queue.isDrained else { return [] }
+            defer { queue.drained.removeAll() }
+            return queue.drained
         }
         for continuation in drained { continuation.resume() }
     }
@@ -217,7 +238,7 @@ public actor AuditLog {
     private func scheduleCheckpoint() {
         guard checkpointDue, !signing else { return }
         signing = true
-        let wait = lastSigned.map { configuration.checkpointInterval - (ContinuousClock.now - $0) } ?? .zero
+        let wait = lastAttempt.map { configuration.checkpointInterval - (ContinuousClock.now - $0) } ?? .zero
         Task {
             if wait > .zero { try? await Task.sleep(for: wait) }
             await self.signDueCheckpoint()
@@ -226,6 +247,7 @@ public actor AuditLog {
 
     private func signDueCheckpoint() async {
         checkpointDue = false
+        lastAttempt = ContinuousClock.now
         do { _ = try await signCheckpoint() } catch {
             logger.error("the audit checkpoint could not be signed or stored", metadata: ["error": "\(error)"])
         }
@@ -243,7 +265,7 @@ public actor AuditLog {
         let note = try signer.sign(checkpoint.text)
         let stored = try await store.addAuditCheckpoint(AuditCheckpointRecord(size: size, note: note, keyName: signer.name, keyID: signer.keyID, signedAt: now()))
         signedSize = size
-        lastSigned = ContinuousClock.now
+        lastAttempt = ContinuousClock.now
         queue.withLock { $0.statistics.checkpoints += 1 }
         logger.debug("audit checkpoint signed", metadata: ["size": "\(size)", "root": "\(root.base64)"])
         return stored
@@ -259,11 +281,13 @@ public actor AuditLog {
 
 /// The group commit's state.
 private struct Queue {
-    /// Events recorded and not yet in a batch, in order, with whose each is.
+    /// Events recorded and not yet in a batch, in order, and the call each belongs to.
     var records: [AuditEventRecord] = []
     var owners: [PendingEvent] = []
     /// Batches committing now (at most two).
     var inFlight = 0
+    /// Batches committed (or failed) whose callers are still being answered.
+    var answering = 0
     var windowOpen = false
     /// The batch started last: the next one appends only after it, so indices follow the
     /// order events were recorded in.
@@ -271,6 +295,9 @@ private struct Queue {
     /// `flush` calls waiting for nothing to be queued or committing.
     var drained: [CheckedContinuation<Void, Never>] = []
     var statistics = AuditLog.Statistics()
+
+    /// Nothing queued, committing or being answered.
+    var isDrained: Bool { records.isEmpty && inFlight == 0 && answering == 0 }
 }
 
 /// A batch's events and the calls waiting for them.

@@ -16,8 +16,9 @@ public protocol SQLStoreBackend: Sendable {
     /// Inserts `rows` (each one value per column, in order) into `table` with as few statements
     /// as the engine allows. Called only inside this backend's ``write(_:)``, with its `db`;
     /// a failure leaves the transaction to roll back. The default builds the statements with
-    /// SQLKit; a backend may bind the values straight to its driver (SQLite does: appending
-    /// an audit batch spent as long in SQLKit's statement building as in SQLite).
+    /// SQLKit; a backend may bind the values straight to its driver (SQLite does: the audit
+    /// events of a write that carries them spent as long in SQLKit's statement building as in
+    /// SQLite).
     func insert(into table: String, columns: [String], rows: [[SQLRowValue]], in db: any SQLDatabase) async throws
     /// Runs `body` as one write transaction, in one piece on a thread of the backend's that may
     /// block (no round trip per statement; each statement prepared once per connection), and

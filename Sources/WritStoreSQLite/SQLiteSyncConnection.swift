@@ -14,6 +14,8 @@ import WritStore
 ///
 /// Not thread-safe by itself: ``SQLiteBackend`` runs one transaction at a time on it.
 final class SQLiteSyncConnection: @unchecked Sendable {
+    private let path: String
+    private let busyTimeoutMilliseconds: Int64
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
 
@@ -21,6 +23,12 @@ final class SQLiteSyncConnection: @unchecked Sendable {
     /// backend's settings: `synchronous=FULL`, foreign keys, statement journals in memory, a
     /// 32 MiB page cache, checkpoints every 10,000 WAL pages and the busy timeout.
     init(path: String, busyTimeoutMilliseconds: Int64) throws(SQLiteSyncError) {
+        self.path = path
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        try open()
+    }
+
+    private func open() throws(SQLiteSyncError) {
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE
         let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK else {
@@ -41,17 +49,28 @@ final class SQLiteSyncConnection: @unchecked Sendable {
     }
 
     /// Runs `body` between `BEGIN IMMEDIATE` and `COMMIT`; rolls back when it throws (or the
-    /// commit fails) and rethrows its error.
+    /// commit fails) and rethrows its error. A transaction that cannot be rolled back is ended
+    /// by closing the connection (SQLite then rolls it back) and opening it again, so that it
+    /// does not keep SQLite's write lock from every other writer.
     func transaction<T>(_ body: (any SQLSyncTransaction) throws -> T) throws -> T {
+        if handle == nil { try open() }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body(Transaction(connection: self))
             try execute("COMMIT")
             return result
         } catch {
-            if sqlite_nio_sqlite3_get_autocommit(handle) == 0 { try? execute("ROLLBACK") }
+            if inTransaction { try? execute("ROLLBACK") }
+            if inTransaction {
+                close()
+                try? open()
+            }
             throw error
         }
+    }
+
+    private var inTransaction: Bool {
+        handle != nil && sqlite_nio_sqlite3_get_autocommit(handle) == 0
     }
 
     /// Finalizes the kept statements and closes the connection.
@@ -156,8 +175,10 @@ private struct Transaction: SQLSyncTransaction {
         let statement = try connection.statement(sql, binds)
         defer { sqlite_nio_sqlite3_reset(statement) }
         guard try connection.step(statement, sql), sqlite_nio_sqlite3_column_type(statement, 0) != SQLITE_NULL else { return nil }
+        // The pointer first, then the size (SQLite's advice: the size call cannot then move it).
+        let bytes = sqlite_nio_sqlite3_column_blob(statement, 0)
         let count = Int(sqlite_nio_sqlite3_column_bytes(statement, 0))
-        guard count > 0, let bytes = sqlite_nio_sqlite3_column_blob(statement, 0) else { return [] }
+        guard count > 0, let bytes else { return [] }
         return Array(UnsafeRawBufferPointer(start: bytes, count: count))
     }
 

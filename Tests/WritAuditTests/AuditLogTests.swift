@@ -128,6 +128,34 @@ import WritTestSupport
         }
     }
 
+    /// One call's events are never split across batches, so an operation whose events cannot
+    /// be stored leaves none of them: a call larger than a batch is a batch of its own, stored
+    /// whole or not at all, and calls beside a limit they would cross wait for the next batch.
+    @Test func oneCallsEventsAreStoredTogetherOrNotAtAll() async throws {
+        let failNext = TestSwitch()
+        try await Self.withLog(faults: StoreFaults { (point: StoreFaultPoint) throws(StoreError) in
+            if point == .beforeCommit, failNext.isOn {
+                failNext.isOn = false
+                throw StoreError(.injectedFault, "injected")
+            }
+        }, batchLimit: 10) { log, store, _ in
+            failNext.isOn = true
+            await #expect(throws: StoreError.self) { _ = try await log.record((0..<25).map(Self.event)) }
+            #expect(try await store.auditSize() == 0, "no event of the failed call remains (only its first append failed)")
+            #expect(try await log.record((100..<125).map(Self.event)) == Array(0..<25))
+            let before = await log.statistics
+            // Six calls of 7 at once beside a limit of 10: a batch holds one call.
+            let indices = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+                for call in 0..<6 { group.addTask { try await log.record((0..<7).map { Self.event(1000 + call * 10 + $0) }) } }
+                return try await group.reduce(into: [[UInt64]]()) { $0.append($1) }
+            }
+            let after = await log.statistics
+            #expect(indices.allSatisfy { $0 == Array($0[0]..<($0[0] + 7)) }, "each call's events are consecutive: \(indices)")
+            #expect(after.batches - before.batches == 6, "one batch per call, none cut")
+            #expect(after.largestBatch == 25)
+        }
+    }
+
     /// A log that is never idle still signs a checkpoint each interval: 200 callers keep small
     /// batches committing back to back until two checkpoints are stored (or 20 s pass), and
     /// both must come while they still record, not only once they stop.
