@@ -100,17 +100,24 @@ final class SQLiteSyncConnection: @unchecked Sendable {
 
     /// The kept statement for `sql`, reset and bound to `binds`.
     fileprivate func statement(_ sql: String, _ binds: [SQLRowValue]) throws(SQLiteSyncError) -> OpaquePointer {
-        let statement: OpaquePointer
-        if let kept = statements[sql] {
-            statement = kept
-        } else {
-            var prepared: OpaquePointer?
-            guard sqlite_nio_sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil) == SQLITE_OK, let prepared else {
-                throw SQLiteSyncError("cannot prepare `\(sql)`: \(errorMessage)")
-            }
-            statements[sql] = prepared
-            statement = prepared
+        let statement = try prepared(sql)
+        try bind(statement, binds, sql)
+        return statement
+    }
+
+    /// The kept statement for `sql` (prepared the first time).
+    fileprivate func prepared(_ sql: String) throws(SQLiteSyncError) -> OpaquePointer {
+        if let kept = statements[sql] { return kept }
+        var prepared: OpaquePointer?
+        guard sqlite_nio_sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil) == SQLITE_OK, let prepared else {
+            throw SQLiteSyncError("cannot prepare `\(sql)`: \(errorMessage)")
         }
+        statements[sql] = prepared
+        return prepared
+    }
+
+    /// Resets `statement` (of `sql`) and binds `binds` to it.
+    fileprivate func bind(_ statement: OpaquePointer, _ binds: [SQLRowValue], _ sql: String) throws(SQLiteSyncError) {
         sqlite_nio_sqlite3_reset(statement)
         sqlite_nio_sqlite3_clear_bindings(statement)
         for (offset, value) in binds.enumerated() {
@@ -135,7 +142,6 @@ final class SQLiteSyncConnection: @unchecked Sendable {
             }
             guard status == SQLITE_OK else { throw SQLiteSyncError("cannot bind value \(position) of `\(sql)`: \(errorMessage)") }
         }
-        return statement
     }
 
     /// Steps `statement` once: true when it returned a row, false when done.
@@ -186,11 +192,13 @@ private struct Transaction: SQLSyncTransaction {
         guard !columns.isEmpty, !rows.isEmpty else { return }
         let sql = "INSERT INTO \"\(table)\" (" + columns.map { "\"\($0)\"" }.joined(separator: ", ") + ") VALUES ("
             + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        let statement = try connection.prepared(sql)
         for row in rows {
             guard row.count == columns.count else {
                 throw StoreError(.invalidArgument, "a row for `\(table)` has \(row.count) values for \(columns.count) columns")
             }
-            _ = try connection.step(try connection.statement(sql, row), sql)
+            try connection.bind(statement, row, sql)
+            _ = try connection.step(statement, sql)
         }
     }
 }
