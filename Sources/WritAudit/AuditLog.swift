@@ -194,7 +194,6 @@ public actor AuditLog {
         } catch {
             outcome = .failure(error)
         }
-        queue.withLock { $0.answering += 1 }
         Task(priority: .high) { await self.answer(batch, outcome) }
     }
 
@@ -202,7 +201,9 @@ public actor AuditLog {
     /// `flush` calls waiting for the queue to drain hear back only after that.
     private nonisolated func answer(_ batch: Batch, _ outcome: Result<Range<UInt64>, any Error>) async {
         queue.withLock { queue in
+            // Still counted until its callers are answered, so that a flush waits for them.
             queue.inFlight -= 1
+            queue.answering += 1
             if case .success = outcome {
                 queue.statistics.batches += 1
                 queue.statistics.events += batch.records.count

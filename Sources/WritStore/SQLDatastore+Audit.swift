@@ -107,9 +107,7 @@ extension SQLDatastore {
     /// Checks the events, hashes their leaves and builds their rows (with the name ids this
     /// store has cached).
     public func prepareAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) -> PreparedAuditEvents {
-        guard events.count <= Self.maximumAuditBatch else {
-            throw StoreError(.invalidArgument, "at most \(Self.maximumAuditBatch) audit events per append, given \(events.count)")
-        }
+        try Self.checkAuditBatchSize(events.count)
         // prepareAudit checks each event as it builds its row.
         return PreparedAuditEvents(events: events, work: try prepareAudit(events))
     }
@@ -153,8 +151,12 @@ extension SQLDatastore {
     }
 
     static func checkAuditEvents(_ events: [AuditEventRecord]) throws(StoreError) {
-        guard events.count <= maximumAuditBatch else { throw StoreError(.invalidArgument, "at most \(maximumAuditBatch) audit events per append, given \(events.count)") }
+        try checkAuditBatchSize(events.count)
         for event in events { _ = try checkAuditEvent(event) }
+    }
+
+    private static func checkAuditBatchSize(_ count: Int) throws(StoreError) {
+        guard count <= maximumAuditBatch else { throw StoreError(.invalidArgument, "at most \(maximumAuditBatch) audit events per append, given \(count)") }
     }
 
     /// The events a removal's ``AuditEventsForRemoved`` built for `ids`, checked (one removal
